@@ -1,0 +1,1 @@
+//! FLV tag depacketizer (stub).

@@ -1,0 +1,1 @@
+//! MPEG-TS segment muxer (stub).

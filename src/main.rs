@@ -1,0 +1,1 @@
+fn main() { println!("lockstep {}", env!("CARGO_PKG_VERSION")); }
