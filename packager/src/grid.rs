@@ -1,0 +1,601 @@
+//! The grid: where segments and parts are cut (contract §4).
+//!
+//! One track *drives* the cuts: the video track if the stream has one, else
+//! the audio track. The other track *follows*: its segment and part
+//! boundaries are the driver's, placed at its first sample at or after the
+//! driver's boundary time.
+//!
+//! Segment rule, with segment duration `D` and cell `k` = `[kD, (k+1)D)`:
+//! - A segment is cut at the first keyframe at or after the next grid line
+//!   `kD`, if it arrives before `kD + W` (the *tolerance*, see
+//!   [`SegmentGrid::tolerance_ms`]).
+//! - If no keyframe arrives in `[kD, kD + W)`, the segment is cut anyway at the
+//!   first sample at or after `kD + W` (a *forced* cut, reported as an event):
+//!   this keeps every EXTINF within TARGETDURATION and the numbering
+//!   contiguous when an encoder's keyframe interval is longer than `D`.
+//! - The media sequence number of the segment in cell `k` is `k + base`
+//!   (`base` is 0 unless a timeline discontinuity or gap moved it).
+//! - A packager that did not see the stream start (see [`Start`]) starts at the
+//!   first grid line after its first sample, so its first segment is a whole
+//!   one and identical to the same segment of a packager that saw the start.
+//!
+//! Part rule, with part budget `B`: a part is cut before sample `s` when the
+//! part would otherwise reach past `B`, predicting `s`'s duration from the
+//! previous sample: `(dts(s) - part_start) + (dts(s) - dts(prev)) > B`.
+//! The grid restarts at every segment start.
+//!
+//! Every decision is a function of sample timestamps and keyframe flags in
+//! decode order; the interleaving of tracks never matters, because a
+//! follower sample is only placed once the driver has passed its time.
+
+use std::collections::VecDeque;
+
+use crate::media::{MediaTime, Sample, Timescale, TrackId};
+
+/// Where a packager starts publishing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    /// The packager sees the stream from its first sample: the first segment
+    /// starts at the first keyframe (it may be shorter than `D`).
+    StreamStart,
+    /// The packager joins a stream already in progress (a restarted node):
+    /// nothing is published before the first whole segment.
+    Joined,
+}
+
+/// Grid parameters in milliseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentGrid {
+    pub segment_ms: u32,
+    /// Part budget for the driving track; `None` for no parts (classic HLS).
+    pub part_budget_ms: Option<u32>,
+}
+
+impl SegmentGrid {
+    /// EXT-X-TARGETDURATION: the segment duration rounded up to whole seconds.
+    pub fn target_duration_s(&self) -> u32 {
+        self.segment_ms.div_ceil(1000).max(1)
+    }
+
+    /// How long after a grid line a keyframe may arrive and still start the
+    /// segment. Half of the slack that EXTINF rounding leaves (a segment may
+    /// last up to TARGETDURATION + 0.5 s), at most half a segment.
+    pub fn tolerance_ms(&self) -> u32 {
+        let slack = self.target_duration_s() * 1000 + 500 - self.segment_ms;
+        (slack / 2).min(self.segment_ms / 2)
+    }
+}
+
+/// A sample with its duration, ready for a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimedSample {
+    pub sample: Sample,
+    pub duration: u32,
+}
+
+/// A finished run of one track's samples between two boundaries: a part (or,
+/// without parts, a whole segment) of one track.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    pub track: TrackId,
+    pub msn: u64,
+    /// Part index within the segment (0 without parts).
+    pub part: u32,
+    /// First chunk of its segment.
+    pub starts_segment: bool,
+    /// Last chunk of its segment.
+    pub ends_segment: bool,
+    /// The segment begins after a timeline discontinuity.
+    pub discontinuity: bool,
+    /// Timeline position of the boundary that opened the chunk, in this
+    /// track's timescale (the first sample's DTS for non-empty chunks).
+    pub start: i64,
+    /// Duration in this track's ticks (sum of sample durations; for an empty
+    /// follower chunk, the driver's boundary distance).
+    pub duration: i64,
+    pub samples: Vec<TimedSample>,
+}
+
+impl Chunk {
+    pub fn independent(&self) -> bool {
+        self.samples.first().is_some_and(|s| s.sample.keyframe)
+    }
+}
+
+/// Something the grid noticed about the input. Not an error: the stream goes
+/// on. The packager turns these into [`crate::Event`]s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GridNote {
+    /// No keyframe within tolerance after a grid line: the segment was cut at
+    /// a non-keyframe (`forced`), or at a late keyframe.
+    LateKeyframe { msn: u64, dts: i64, forced: bool },
+    /// Timestamps jumped by more than a segment without a discontinuity
+    /// mark; numbering continues by one (the base moved).
+    TimelineGap { msn: u64, dts: i64 },
+    /// A sample whose DTS does not advance (without a discontinuity mark),
+    /// or is negative: dropped.
+    DroppedSample { track: TrackId, dts: i64, reason: &'static str },
+    /// A follower boundary with no follower samples.
+    EmptyFollowerChunk { track: TrackId, msn: u64, part: u32 },
+}
+
+#[derive(Clone, Debug)]
+struct Boundary {
+    /// Driver DTS of the first sample of the new chunk.
+    time: MediaTime,
+    msn: u64,
+    part: u32,
+    segment_start: bool,
+    discontinuity: bool,
+}
+
+#[derive(Debug)]
+struct OpenChunk {
+    msn: u64,
+    part: u32,
+    starts_segment: bool,
+    discontinuity: bool,
+    start: i64,
+    samples: Vec<Sample>,
+}
+
+#[derive(Debug)]
+struct Lane {
+    track: TrackId,
+    timescale: Timescale,
+    open: Option<OpenChunk>,
+    last_dts: Option<i64>,
+    last_duration: Option<u32>,
+    default_duration: u32,
+    /// Followers: samples waiting for the driver to pass their time.
+    pending: VecDeque<Sample>,
+    /// Followers: the next boundary (absolute index) to consume.
+    next_boundary: u64,
+}
+
+impl Lane {
+    fn new(track: TrackId, timescale: Timescale, default_duration: u32) -> Lane {
+        Lane {
+            track,
+            timescale,
+            open: None,
+            last_dts: None,
+            last_duration: None,
+            default_duration,
+            pending: VecDeque::new(),
+            next_boundary: 0,
+        }
+    }
+
+    /// Close the open chunk. `next_dts` is the DTS of the first sample after
+    /// it (None at the end of the stream or across a discontinuity).
+    fn close(&mut self, next_dts: Option<i64>, ends_segment: bool, boundary_duration: i64) -> Option<Chunk> {
+        let open = self.open.take()?;
+        let n = open.samples.len();
+        let mut timed = Vec::with_capacity(n);
+        let mut duration: i64 = 0;
+        for i in 0..n {
+            let dts = open.samples[i].dts;
+            let next = if i + 1 < n { Some(open.samples[i + 1].dts) } else { next_dts };
+            let d = match next {
+                Some(nd) if nd > dts && nd - dts <= u32::MAX as i64 => (nd - dts) as u32,
+                _ => self.last_duration.unwrap_or(self.default_duration),
+            };
+            self.last_duration = Some(d);
+            duration += i64::from(d);
+            timed.push(TimedSample { sample: open.samples[i].clone(), duration: d });
+        }
+        if n == 0 {
+            duration = boundary_duration;
+        }
+        Some(Chunk {
+            track: self.track,
+            msn: open.msn,
+            part: open.part,
+            starts_segment: open.starts_segment,
+            ends_segment,
+            discontinuity: open.discontinuity,
+            start: open.start,
+            duration,
+            samples: timed,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SegState {
+    msn: u64,
+    cell: i64,
+    part_start: i64,
+    part: u32,
+}
+
+/// The cutter for one output (LL-HLS or classic HLS) of one stream.
+#[derive(Debug)]
+pub struct Segmenter {
+    grid: SegmentGrid,
+    start: Start,
+    driver: Lane,
+    followers: Vec<Lane>,
+    /// Boundaries not yet consumed by every follower; `boundaries[0]` has
+    /// absolute index `boundary_base`.
+    boundaries: VecDeque<Boundary>,
+    boundary_base: u64,
+    seg: Option<SegState>,
+    first_dts: Option<i64>,
+    /// msn = cell + base.
+    base: i64,
+    /// Part budget in driver ticks.
+    part_budget: Option<i64>,
+    tolerance: i64,
+    finished: bool,
+    /// Cap on follower samples waiting for the driver.
+    max_pending: usize,
+}
+
+/// Output of one step of the segmenter.
+#[derive(Debug, Default)]
+pub struct Step {
+    pub chunks: Vec<Chunk>,
+    pub notes: Vec<GridNote>,
+}
+
+impl Segmenter {
+    /// `driver`: (track, timescale, default sample duration) of the track
+    /// that drives cuts; `followers` likewise. `msn_base` offsets numbering.
+    pub fn new(
+        grid: SegmentGrid,
+        start: Start,
+        driver: (TrackId, Timescale, u32),
+        followers: &[(TrackId, Timescale, u32)],
+        msn_base: i64,
+    ) -> Segmenter {
+        let ts = driver.1;
+        let part_budget = grid
+            .part_budget_ms
+            .map(|ms| Timescale::MILLIS.convert_floor(i64::from(ms), ts));
+        let tolerance = Timescale::MILLIS.convert_ceil(i64::from(grid.tolerance_ms()), ts);
+        Segmenter {
+            grid,
+            start,
+            driver: Lane::new(driver.0, driver.1, driver.2),
+            followers: followers.iter().map(|&(t, s, d)| Lane::new(t, s, d)).collect(),
+            boundaries: VecDeque::new(),
+            boundary_base: 0,
+            seg: None,
+            first_dts: None,
+            base: msn_base,
+            part_budget,
+            tolerance,
+            finished: false,
+            max_pending: 30 * 50,
+        }
+    }
+
+    pub fn grid(&self) -> SegmentGrid {
+        self.grid
+    }
+
+    pub fn driver_track(&self) -> TrackId {
+        self.driver.track
+    }
+
+    /// Grid cell of a driver timestamp.
+    fn cell(&self, t: i64) -> i64 {
+        let num = i128::from(t) * 1000;
+        let den = i128::from(self.grid.segment_ms) * i128::from(self.driver.timescale.get());
+        num.div_euclid(den) as i64
+    }
+
+    /// Driver timestamp of grid line `k` (rounded up to a whole tick).
+    fn line(&self, k: i64) -> i64 {
+        let num = i128::from(k) * i128::from(self.grid.segment_ms) * i128::from(self.driver.timescale.get());
+        let d = 1000i128;
+        (num.div_euclid(d) + i128::from(num.rem_euclid(d) != 0)) as i64
+    }
+
+    fn msn_of_cell(&self, cell: i64) -> u64 {
+        (cell + self.base).max(0) as u64
+    }
+
+    /// Feed one sample (any track of this output).
+    pub fn push(&mut self, sample: Sample) -> Step {
+        let mut step = Step::default();
+        if self.finished {
+            return step;
+        }
+        if sample.track == self.driver.track {
+            self.push_driver(sample, &mut step);
+            let horizon = self.driver.last_dts.map(|d| MediaTime::new(d, self.driver.timescale));
+            self.drain_followers(horizon, &mut step);
+        } else if let Some(i) = self.followers.iter().position(|l| l.track == sample.track) {
+            let lane = &mut self.followers[i];
+            if lane.pending.len() >= self.max_pending {
+                // The driver stopped advancing; keep memory bounded.
+                if let Some(old) = lane.pending.pop_front() {
+                    step.notes.push(GridNote::DroppedSample {
+                        track: old.track,
+                        dts: old.dts,
+                        reason: "follower too far ahead of the driving track",
+                    });
+                }
+            }
+            lane.pending.push_back(sample);
+            let horizon = self.driver.last_dts.map(|d| MediaTime::new(d, self.driver.timescale));
+            self.drain_followers(horizon, &mut step);
+        }
+        step
+    }
+
+    /// End of stream: close everything.
+    pub fn finish(&mut self) -> Step {
+        let mut step = Step::default();
+        if self.finished {
+            return step;
+        }
+        self.finished = true;
+        if let Some(c) = self.driver.close(None, true, 0) {
+            step.chunks.push(c);
+        }
+        self.drain_followers(None, &mut step);
+        for lane in &mut self.followers {
+            // Boundaries past the follower's last sample publish nothing.
+            if lane.open.as_ref().is_some_and(|o| o.samples.is_empty()) {
+                lane.open = None;
+            }
+            if let Some(c) = lane.close(None, true, 0) {
+                step.chunks.push(c);
+            }
+        }
+        self.seg = None;
+        step
+    }
+
+    fn push_driver(&mut self, s: Sample, step: &mut Step) {
+        let t = s.dts;
+        if t < 0 {
+            step.notes.push(GridNote::DroppedSample { track: s.track, dts: t, reason: "negative timestamp" });
+            return;
+        }
+        let prev = self.driver.last_dts;
+        if let Some(p) = prev {
+            if t <= p && !s.discontinuity {
+                step.notes.push(GridNote::DroppedSample {
+                    track: s.track,
+                    dts: t,
+                    reason: "decode timestamp does not advance",
+                });
+                return;
+            }
+        }
+        let first = *self.first_dts.get_or_insert(t);
+        self.driver.last_dts = Some(t);
+        let cell = self.cell(t);
+
+        let Some(seg) = self.seg else {
+            // Not started yet.
+            let start_here = match self.start {
+                Start::StreamStart => s.keyframe,
+                Start::Joined => {
+                    let first_cell = self.cell(first);
+                    if cell <= first_cell {
+                        false
+                    } else {
+                        let line = self.line(cell);
+                        let deadline = line + self.tolerance;
+                        (s.keyframe && t < deadline) || (t >= deadline && prev.is_some_and(|p| p < deadline))
+                    }
+                }
+            };
+            if start_here {
+                let msn = self.msn_of_cell(cell);
+                if !s.keyframe {
+                    step.notes.push(GridNote::LateKeyframe { msn, dts: t, forced: true });
+                }
+                self.open_segment(msn, cell, t, s.discontinuity);
+                self.driver.open_push(s);
+            }
+            return;
+        };
+
+        // Segment cut?
+        let next_line = self.line(seg.cell + 1);
+        let cut = if s.discontinuity {
+            Some((false, true))
+        } else if t >= next_line {
+            let deadline = next_line + self.tolerance;
+            if s.keyframe && t < deadline {
+                Some((false, false))
+            } else if t >= deadline {
+                let msn = seg.msn + 1;
+                step.notes.push(GridNote::LateKeyframe { msn, dts: t, forced: !s.keyframe });
+                Some((true, false))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+
+        if let Some((_forced, disc)) = cut {
+            let msn = seg.msn + 1;
+            if disc || cell != seg.cell + 1 {
+                if !disc {
+                    step.notes.push(GridNote::TimelineGap { msn, dts: t });
+                }
+                // Keep numbering contiguous: msn = cell + base.
+                self.base = msn as i64 - cell;
+            }
+            let next_dts = if disc { None } else { Some(t) };
+            if let Some(c) = self.driver.close(next_dts, true, 0) {
+                step.chunks.push(c);
+            }
+            self.open_segment(msn, cell, t, disc);
+            self.driver.open_push(s);
+            return;
+        }
+
+        // Part cut?
+        if let Some(budget) = self.part_budget {
+            let into = t - seg.part_start;
+            let predicted = prev.map_or(0, |p| t - p);
+            if into > 0 && into + predicted > budget {
+                if let Some(c) = self.driver.close(Some(t), false, 0) {
+                    step.chunks.push(c);
+                }
+                let part = seg.part + 1;
+                self.seg = Some(SegState { part_start: t, part, ..seg });
+                self.driver.open = Some(OpenChunk {
+                    msn: seg.msn,
+                    part,
+                    starts_segment: false,
+                    discontinuity: false,
+                    start: t,
+                    samples: Vec::new(),
+                });
+                self.boundaries.push_back(Boundary {
+                    time: MediaTime::new(t, self.driver.timescale),
+                    msn: seg.msn,
+                    part,
+                    segment_start: false,
+                    discontinuity: false,
+                });
+            }
+        }
+        self.driver.open_push(s);
+    }
+
+    fn open_segment(&mut self, msn: u64, cell: i64, t: i64, discontinuity: bool) {
+        self.seg = Some(SegState { msn, cell, part_start: t, part: 0 });
+        self.driver.open = Some(OpenChunk {
+            msn,
+            part: 0,
+            starts_segment: true,
+            discontinuity,
+            start: t,
+            samples: Vec::new(),
+        });
+        self.boundaries.push_back(Boundary {
+            time: MediaTime::new(t, self.driver.timescale),
+            msn,
+            part: 0,
+            segment_start: true,
+            discontinuity,
+        });
+    }
+
+    /// Place follower samples whose time the driver has passed (all of them
+    /// when `horizon` is None, at the end of the stream).
+    fn drain_followers(&mut self, horizon: Option<MediaTime>, step: &mut Step) {
+        for i in 0..self.followers.len() {
+            loop {
+                let Some(front) = self.followers[i].pending.front() else { break };
+                let at = MediaTime::new(front.dts, self.followers[i].timescale);
+                if let Some(h) = horizon {
+                    if at.cmp_exact(h) == std::cmp::Ordering::Greater {
+                        break;
+                    }
+                }
+                // Checked non-empty just above.
+                let Some(s) = self.followers[i].pending.pop_front() else { break };
+                self.place_follower(i, s, step);
+            }
+        }
+        self.trim_boundaries();
+    }
+
+    fn place_follower(&mut self, i: usize, s: Sample, step: &mut Step) {
+        let lane_ts = self.followers[i].timescale;
+        if s.dts < 0 {
+            step.notes.push(GridNote::DroppedSample { track: s.track, dts: s.dts, reason: "negative timestamp" });
+            return;
+        }
+        if let Some(p) = self.followers[i].last_dts {
+            if s.dts <= p && !s.discontinuity {
+                step.notes.push(GridNote::DroppedSample {
+                    track: s.track,
+                    dts: s.dts,
+                    reason: "decode timestamp does not advance",
+                });
+                return;
+            }
+        }
+        let at = MediaTime::new(s.dts, lane_ts);
+        // Consume every boundary at or before this sample.
+        loop {
+            let idx = self.followers[i].next_boundary;
+            let Some(b) = self.boundary(idx) else { break };
+            if b.time.cmp_exact(at) == std::cmp::Ordering::Greater {
+                break;
+            }
+            // The new chunk starts at this sample if no later boundary also
+            // precedes it.
+            let next_also_before = self
+                .boundary(idx + 1)
+                .is_some_and(|nb| nb.time.cmp_exact(at) != std::cmp::Ordering::Greater);
+            let next_dts = if b.discontinuity || next_also_before { None } else { Some(s.dts) };
+            self.consume_boundary_with(i, next_dts, step);
+        }
+        let lane = &mut self.followers[i];
+        lane.last_dts = Some(s.dts);
+        if lane.open.is_some() {
+            lane.open_push(s);
+        }
+    }
+
+    fn boundary(&self, idx: u64) -> Option<&Boundary> {
+        let rel = idx.checked_sub(self.boundary_base)?;
+        self.boundaries.get(rel as usize)
+    }
+
+    fn consume_boundary_with(&mut self, i: usize, next_dts: Option<i64>, step: &mut Step) {
+        let idx = self.followers[i].next_boundary;
+        let Some(b) = self.boundary(idx).cloned() else { return };
+        let lane_ts = self.followers[i].timescale;
+        let b_start = self.driver.timescale.convert_ceil(b.time.ticks, lane_ts);
+        let lane = &mut self.followers[i];
+        if let Some(open) = &lane.open {
+            let boundary_duration = b_start - open.start;
+            let empty = open.samples.is_empty();
+            if let Some(c) = lane.close(next_dts, b.segment_start, boundary_duration) {
+                if empty {
+                    step.notes.push(GridNote::EmptyFollowerChunk { track: c.track, msn: c.msn, part: c.part });
+                }
+                step.chunks.push(c);
+            }
+        }
+        lane.open = Some(OpenChunk {
+            msn: b.msn,
+            part: b.part,
+            starts_segment: b.segment_start,
+            discontinuity: b.discontinuity,
+            start: next_dts.unwrap_or(b_start),
+            samples: Vec::new(),
+        });
+        lane.next_boundary = idx + 1;
+    }
+
+    fn trim_boundaries(&mut self) {
+        let min_next = self
+            .followers
+            .iter()
+            .map(|l| l.next_boundary)
+            .min()
+            .unwrap_or(self.boundary_base + self.boundaries.len() as u64);
+        while self.boundary_base < min_next && !self.boundaries.is_empty() {
+            self.boundaries.pop_front();
+            self.boundary_base += 1;
+        }
+    }
+}
+
+impl Lane {
+    fn open_push(&mut self, s: Sample) {
+        if let Some(open) = &mut self.open {
+            if open.samples.is_empty() {
+                open.start = s.dts;
+            }
+            open.samples.push(s);
+        }
+    }
+}

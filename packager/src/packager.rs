@@ -1,0 +1,782 @@
+//! The packager: samples in, named objects out.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use bytes::{Bytes, BytesMut};
+
+use crate::codec::AAC_FRAME_SAMPLES;
+use crate::fmp4::{self, FragSample};
+use crate::grid::{Chunk, GridNote, SegmentGrid, Segmenter, Start};
+use crate::media::{CodecConfig, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
+use crate::playlist::{self, History, LlHlsParams, PartEntry, Point, SegmentEntry};
+use crate::ts_mux;
+
+/// LL-HLS output settings (OvenMediaEngine's `Publishers/LLHLS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlHlsConfig {
+    /// SegmentDuration.
+    pub segment_duration_ms: u32,
+    /// ChunkDuration: the part target.
+    pub part_duration_ms: u32,
+    /// PartHoldBack: at least 3 x ChunkDuration.
+    pub part_hold_back_ms: u32,
+    /// SegmentCount: complete segments in the playlist window.
+    pub segment_count: u32,
+}
+
+/// Classic HLS output settings (`Publishers/HLS`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HlsConfig {
+    pub segment_duration_ms: u32,
+    pub segment_count: u32,
+}
+
+/// Where numbering stands when the packager starts. A fresh stream starts at
+/// zero; a node that adopts a peer's timeline (or resumes after a
+/// discontinuity the peer already saw) passes the peer's values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Anchor {
+    /// Added to the grid cell to give the media sequence number.
+    pub msn_offset: i64,
+    /// EXT-X-DISCONTINUITY-SEQUENCE of the first segment.
+    pub discontinuity_sequence: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub llhls: Option<LlHlsConfig>,
+    pub hls: Option<HlsConfig>,
+    pub start: Start,
+    pub anchor: Anchor,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            llhls: Some(LlHlsConfig {
+                segment_duration_ms: 6000,
+                part_duration_ms: 500,
+                part_hold_back_ms: 1500,
+                segment_count: 10,
+            }),
+            hls: Some(HlsConfig { segment_duration_ms: 6000, segment_count: 10 }),
+            start: Start::StreamStart,
+            anchor: Anchor::default(),
+        }
+    }
+}
+
+/// What an object is, for the store and the delivery layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ObjectKind {
+    MasterPlaylist,
+    /// A media playlist as of its newest point (replaced on every update).
+    MediaPlaylist,
+    Init { track: TrackId },
+    Part { track: TrackId, msn: u64, part: u32 },
+    Segment { track: TrackId, msn: u64 },
+    TsSegment { msn: u64 },
+}
+
+impl ObjectKind {
+    /// Playlists change; media objects never do once published.
+    pub fn is_immutable(&self) -> bool {
+        !matches!(self, ObjectKind::MasterPlaylist | ObjectKind::MediaPlaylist)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Object {
+    pub name: String,
+    pub kind: ObjectKind,
+    pub bytes: Bytes,
+}
+
+/// Something about the input that an operator should see. The stream goes
+/// on; the server logs and counts these.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// No keyframe within tolerance of a segment boundary (the encoder's
+    /// keyframe interval is longer than SegmentDuration allows): the segment
+    /// was cut at a non-keyframe (`forced`) or at a late keyframe.
+    KeyframeIntervalTooLong { stream: String, format: Format, msn: u64, dts: i64, forced: bool },
+    /// A part longer than PART-TARGET (variable frame durations).
+    PartOverTarget { stream: String, track: TrackId, msn: u64, part: u32, duration_ms: i64 },
+    /// A segment whose EXTINF rounds above TARGETDURATION.
+    SegmentOverTarget { stream: String, format: Format, msn: u64, duration_ms: i64 },
+    /// Timestamps jumped forward by more than a segment without a marked
+    /// discontinuity; numbering continues by one.
+    TimelineGap { stream: String, format: Format, msn: u64, dts: i64 },
+    DroppedSample { stream: String, track: TrackId, dts: i64, reason: &'static str },
+    /// The MPEG-TS writer rejected a segment's samples; the playlist keeps
+    /// the entry (numbering stays contiguous) and the object is missing.
+    TsSegmentFailed { stream: String, msn: u64, reason: String },
+    /// A part of one rendition has no media (the track had a gap).
+    EmptyPart { stream: String, track: TrackId, msn: u64, part: u32 },
+}
+
+/// Which output format an event concerns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    LlHls,
+    Hls,
+}
+
+/// One item from [`Packager::poll_output`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Publish (or replace, for playlists) an object.
+    Object(Object),
+    /// The object left the window: delete it.
+    Retire(String),
+    Event(Event),
+}
+
+/// Misuse of the API or configuration the packager cannot work with.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PackagerError {
+    #[error("{stream}: no track {track} in the stream description (sample dts {dts})")]
+    UnknownTrack { stream: String, track: TrackId, dts: i64 },
+    #[error("{stream}: {reason}")]
+    Description { stream: String, reason: String },
+    #[error("{stream}: invalid configuration: {reason}")]
+    Config { stream: String, reason: String },
+    #[error("{stream}: finished; no more samples")]
+    Finished { stream: String },
+}
+
+// ---------------------------------------------------------------------------
+
+struct Rendition {
+    track: Track,
+    label: String,
+    history: History,
+    /// Part bytes of the segment in progress, to build the full segment.
+    current: Vec<Bytes>,
+    /// Published part names per msn, for retirement.
+    part_names: BTreeMap<u64, Vec<String>>,
+}
+
+struct LlHls {
+    cfg: LlHlsConfig,
+    params: LlHlsParams,
+    segmenter: Segmenter,
+    renditions: Vec<Rendition>,
+    started: bool,
+    disc_seq: u64,
+    /// Newest complete msn per track, for retirement.
+    parts_keep_segments: u64,
+}
+
+struct TsPending {
+    chunks: BTreeMap<TrackId, Chunk>,
+}
+
+struct Hls {
+    cfg: HlsConfig,
+    segmenter: Segmenter,
+    history: History,
+    pending: BTreeMap<u64, TsPending>,
+    started: bool,
+    disc_seq: u64,
+    driver: TrackId,
+    driver_ts: Timescale,
+}
+
+/// The deterministic packager for one stream. See the crate documentation
+/// for the run loop.
+pub struct Packager {
+    desc: StreamDescription,
+    ll: Option<LlHls>,
+    hls: Option<Hls>,
+    out: VecDeque<Output>,
+    finished: bool,
+}
+
+fn default_duration(t: &Track) -> u32 {
+    match &t.codec {
+        CodecConfig::H264(c) => match c.info.frame_rate {
+            Some((num, den)) if num > 0 => {
+                Timescale::new(num).map_or(3000, |ts| ts.convert_floor(i64::from(den), t.timescale) as u32)
+            }
+            _ => t.timescale.get() / 30,
+        },
+        CodecConfig::Aac(_) => {
+            Timescale::new(match &t.codec {
+                CodecConfig::Aac(c) => c.sample_rate,
+                CodecConfig::H264(_) => 0,
+            })
+            .map_or(AAC_FRAME_SAMPLES, |sr| sr.convert_floor(i64::from(AAC_FRAME_SAMPLES), t.timescale) as u32)
+        }
+    }
+    .max(1)
+}
+
+/// The largest AAC frame duration among `tracks`, in milliseconds (rounded up).
+fn audio_frame_ms(tracks: &[&Track]) -> u32 {
+    tracks
+        .iter()
+        .filter_map(|t| match &t.codec {
+            CodecConfig::Aac(c) if c.sample_rate > 0 => Some((AAC_FRAME_SAMPLES * 1000).div_ceil(c.sample_rate)),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The `mfhd` sequence number of a part: a function of its position on the
+/// timeline (wrapping), never a counter.
+pub fn fragment_sequence(msn: u64, part: u32) -> u32 {
+    (msn.wrapping_mul(1024).wrapping_add(u64::from(part)).wrapping_add(1)) as u32
+}
+
+impl Packager {
+    pub fn new(desc: StreamDescription, config: Config) -> Result<Packager, PackagerError> {
+        let stream = desc.name.clone();
+        let derr = |reason: &str| PackagerError::Description { stream: stream.clone(), reason: reason.into() };
+        let cerr = |reason: String| PackagerError::Config { stream: stream.clone(), reason };
+        let videos: Vec<&Track> = desc.tracks.iter().filter(|t| t.kind() == TrackKind::Video).collect();
+        let audios: Vec<&Track> = desc.tracks.iter().filter(|t| t.kind() == TrackKind::Audio).collect();
+        if videos.len() > 1 || audios.len() > 1 {
+            return Err(derr("at most one video and one audio track are supported"));
+        }
+        let mut ids: Vec<TrackId> = desc.tracks.iter().map(|t| t.id).collect();
+        ids.sort();
+        ids.dedup();
+        if ids.len() != desc.tracks.len() {
+            return Err(derr("track ids must be unique"));
+        }
+        let (driver, followers): (&Track, Vec<&Track>) = match (videos.first(), audios.first()) {
+            (Some(v), a) => (*v, a.map(|t| vec![*t]).unwrap_or_default()),
+            (None, Some(a)) => (*a, vec![]),
+            (None, None) => return Err(derr("a stream needs at least one track")),
+        };
+        let lane = |t: &Track| (t.id, t.timescale, default_duration(t));
+        let follower_lanes: Vec<_> = followers.iter().map(|t| lane(t)).collect();
+
+        let ll = match &config.llhls {
+            None => None,
+            Some(c) => {
+                if c.segment_duration_ms < 500 || c.segment_duration_ms > 60_000 {
+                    return Err(cerr(format!("SegmentDuration {} ms: allowed 500..=60000", c.segment_duration_ms)));
+                }
+                if c.part_duration_ms < 100 || c.part_duration_ms > c.segment_duration_ms {
+                    return Err(cerr(format!(
+                        "ChunkDuration {} ms: allowed 100 ms ..= SegmentDuration",
+                        c.part_duration_ms
+                    )));
+                }
+                if c.part_hold_back_ms < 3 * c.part_duration_ms {
+                    return Err(cerr(format!(
+                        "PartHoldBack {} ms must be at least 3 x ChunkDuration ({} ms)",
+                        c.part_hold_back_ms,
+                        3 * c.part_duration_ms
+                    )));
+                }
+                if c.segment_count < 3 {
+                    return Err(cerr(format!("SegmentCount {}: at least 3", c.segment_count)));
+                }
+                // The driving track's parts leave room for one follower frame,
+                // so that the follower's parts stay within PART-TARGET too.
+                let budget = c.part_duration_ms.saturating_sub(audio_frame_ms(&followers)).max(1);
+                let grid = SegmentGrid { segment_ms: c.segment_duration_ms, part_budget_ms: Some(budget) };
+                let td = grid.target_duration_s();
+                let window_ms = u64::from(c.segment_count) * u64::from(c.segment_duration_ms);
+                let skip_ms = 6 * 1000 * td;
+                let params = LlHlsParams {
+                    target_duration_s: td,
+                    part_target_ms: c.part_duration_ms,
+                    part_hold_back_ms: c.part_hold_back_ms,
+                    segment_count: c.segment_count,
+                    can_skip_until_ms: (window_ms > u64::from(skip_ms)).then_some(skip_ms),
+                };
+                let mut tracks: Vec<&Track> = vec![driver];
+                tracks.extend(followers.iter().copied());
+                let renditions = tracks
+                    .iter()
+                    .map(|t| Rendition {
+                        track: (*t).clone(),
+                        label: t.label(),
+                        history: History::new(),
+                        current: Vec::new(),
+                        part_names: BTreeMap::new(),
+                    })
+                    .collect();
+                let retention_ms = u64::from(playlist::PART_RETENTION_TARGET_DURATIONS * td * 1000);
+                Some(LlHls {
+                    cfg: c.clone(),
+                    params,
+                    segmenter: Segmenter::new(
+                        grid,
+                        config.start,
+                        lane(driver),
+                        &follower_lanes,
+                        config.anchor.msn_offset,
+                    ),
+                    renditions,
+                    started: false,
+                    disc_seq: config.anchor.discontinuity_sequence,
+                    parts_keep_segments: retention_ms.div_ceil(u64::from(c.segment_duration_ms)) + 2,
+                })
+            }
+        };
+        let hls = match &config.hls {
+            None => None,
+            Some(c) => {
+                if c.segment_duration_ms < 500 || c.segment_duration_ms > 60_000 {
+                    return Err(cerr(format!("HLS SegmentDuration {} ms: allowed 500..=60000", c.segment_duration_ms)));
+                }
+                if c.segment_count < 3 {
+                    return Err(cerr(format!("HLS SegmentCount {}: at least 3", c.segment_count)));
+                }
+                let grid = SegmentGrid { segment_ms: c.segment_duration_ms, part_budget_ms: None };
+                Some(Hls {
+                    cfg: c.clone(),
+                    segmenter: Segmenter::new(grid, config.start, lane(driver), &follower_lanes, config.anchor.msn_offset),
+                    history: History::new(),
+                    pending: BTreeMap::new(),
+                    started: false,
+                    disc_seq: config.anchor.discontinuity_sequence,
+                    driver: driver.id,
+                    driver_ts: driver.timescale,
+                })
+            }
+        };
+        if ll.is_none() && hls.is_none() {
+            return Err(cerr("neither LL-HLS nor HLS output is enabled".into()));
+        }
+        Ok(Packager { desc, ll, hls, out: VecDeque::new(), finished: false })
+    }
+
+    pub fn description(&self) -> &StreamDescription {
+        &self.desc
+    }
+
+    /// Feed one sample. Samples of one track must come in decode order;
+    /// the interleaving of tracks does not affect the output.
+    pub fn push(&mut self, sample: Sample) -> Result<(), PackagerError> {
+        if self.finished {
+            return Err(PackagerError::Finished { stream: self.desc.name.clone() });
+        }
+        if self.desc.track(sample.track).is_none() {
+            return Err(PackagerError::UnknownTrack {
+                stream: self.desc.name.clone(),
+                track: sample.track,
+                dts: sample.dts,
+            });
+        }
+        if let Some(ll) = &mut self.ll {
+            let step = ll.segmenter.push(sample.clone());
+            self.handle_ll(step.chunks, step.notes);
+        }
+        if let Some(hls) = &mut self.hls {
+            let step = hls.segmenter.push(sample);
+            self.handle_hls(step.chunks, step.notes, false);
+        }
+        Ok(())
+    }
+
+    /// End of stream: flush the last parts and segments and mark the
+    /// playlists ended (EXT-X-ENDLIST).
+    pub fn finish(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.finished = true;
+        if let Some(ll) = &mut self.ll {
+            let step = ll.segmenter.finish();
+            self.handle_ll(step.chunks, step.notes);
+            self.publish_ll_playlists_final();
+        }
+        if let Some(hls) = &mut self.hls {
+            let step = hls.segmenter.finish();
+            self.handle_hls(step.chunks, step.notes, true);
+        }
+    }
+
+    /// Next output, in the order produced.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The newest published point of an LL-HLS rendition.
+    pub fn last_point(&self, track: TrackId) -> Option<Point> {
+        let ll = self.ll.as_ref()?;
+        ll.renditions.iter().find(|r| r.track.id == track)?.history.last_point()
+    }
+
+    /// The URL label of each LL-HLS rendition, driver first.
+    pub fn renditions(&self) -> Vec<(TrackId, String)> {
+        self.ll
+            .as_ref()
+            .map(|ll| ll.renditions.iter().map(|r| (r.track.id, r.label.clone())).collect())
+            .unwrap_or_default()
+    }
+
+    /// The LL-HLS media playlist of `track` as it was right after part `at`
+    /// was published: the same bytes on every node, whenever asked. `None`
+    /// if `at` is not published yet or has left the retained history.
+    /// `skip` renders the delta update (EXT-X-SKIP) if CAN-SKIP-UNTIL is on.
+    pub fn render_llhls_playlist(&self, track: TrackId, at: Point, skip: bool) -> Option<String> {
+        let ll = self.ll.as_ref()?;
+        let r = ll.renditions.iter().find(|r| r.track.id == track)?;
+        let others: Vec<&str> = ll
+            .renditions
+            .iter()
+            .filter(|o| o.track.id != track)
+            .map(|o| o.label.as_str())
+            .collect();
+        let ended = self.finished && r.history.last_point() == Some(at);
+        playlist::render_llhls_media(
+            &r.track,
+            &r.history,
+            at,
+            &ll.params,
+            self.desc.program_date_time_base_ms,
+            &others,
+            skip,
+            ended,
+        )
+    }
+
+    /// Static LL-HLS playlist parameters (for the delivery layer's limits).
+    pub fn llhls_params(&self) -> Option<&LlHlsParams> {
+        self.ll.as_ref().map(|l| &l.params)
+    }
+
+    // ------------------------------------------------------------ LL-HLS ---
+
+    fn event_from_note(&self, note: GridNote, format: Format) -> Event {
+        let stream = self.desc.name.clone();
+        match note {
+            GridNote::LateKeyframe { msn, dts, forced } => Event::KeyframeIntervalTooLong { stream, format, msn, dts, forced },
+            GridNote::TimelineGap { msn, dts } => Event::TimelineGap { stream, format, msn, dts },
+            GridNote::DroppedSample { track, dts, reason } => Event::DroppedSample { stream, track, dts, reason },
+            GridNote::EmptyFollowerChunk { track, msn, part } => Event::EmptyPart { stream, track, msn, part },
+        }
+    }
+
+    fn handle_ll(&mut self, chunks: Vec<Chunk>, notes: Vec<GridNote>) {
+        for n in notes {
+            let e = self.event_from_note(n, Format::LlHls);
+            self.out.push_back(Output::Event(e));
+        }
+        for c in chunks {
+            self.ll_chunk(c);
+        }
+    }
+
+    fn ll_start(&mut self) {
+        let Some(ll) = &mut self.ll else { return };
+        if ll.started {
+            return;
+        }
+        ll.started = true;
+        self.out.push_back(Output::Object(Object {
+            name: playlist::LLHLS_MASTER.into(),
+            kind: ObjectKind::MasterPlaylist,
+            bytes: Bytes::from(playlist::render_llhls_master(&self.desc)),
+        }));
+        for r in &ll.renditions {
+            self.out.push_back(Output::Object(Object {
+                name: playlist::init_name(&r.label),
+                kind: ObjectKind::Init { track: r.track.id },
+                bytes: Bytes::from(fmp4::init_segment(&r.track)),
+            }));
+        }
+    }
+
+    fn ll_chunk(&mut self, c: Chunk) {
+        self.ll_start();
+        let stream = self.desc.name.clone();
+        let pdt_base = self.desc.program_date_time_base_ms;
+        let Some(ll) = &mut self.ll else { return };
+        let Some(ri) = ll.renditions.iter().position(|r| r.track.id == c.track) else { return };
+        if c.starts_segment && c.discontinuity && ri == 0 {
+            ll.disc_seq += 1;
+        }
+        let disc_seq = ll.disc_seq;
+        let part_target_ms = ll.params.part_target_ms;
+        let td = ll.params.target_duration_s;
+        let r = &mut ll.renditions[ri];
+        let ts = r.track.timescale;
+
+        // The part object.
+        let gap = c.samples.is_empty();
+        if !gap {
+            let frag: Vec<FragSample<'_>> = c
+                .samples
+                .iter()
+                .map(|s| FragSample {
+                    duration: s.duration,
+                    composition_offset: (s.sample.pts - s.sample.dts).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+                    keyframe: s.sample.keyframe,
+                    data: &s.sample.data,
+                })
+                .collect();
+            let base = c.samples.first().map_or(0, |s| s.sample.dts.max(0) as u64);
+            let bytes = Bytes::from(fmp4::fragment(&r.track, fragment_sequence(c.msn, c.part), base, &frag));
+            let name = playlist::part_name(&r.label, c.msn, c.part);
+            r.part_names.entry(c.msn).or_default().push(name.clone());
+            r.current.push(bytes.clone());
+            self.out.push_back(Output::Object(Object {
+                name,
+                kind: ObjectKind::Part { track: c.track, msn: c.msn, part: c.part },
+                bytes,
+            }));
+        }
+        let duration_ms = ts.convert_ceil(c.duration, Timescale::MILLIS);
+        if duration_ms > i64::from(part_target_ms) && !c.ends_segment {
+            self.out.push_back(Output::Event(Event::PartOverTarget {
+                stream: stream.clone(),
+                track: c.track,
+                msn: c.msn,
+                part: c.part,
+                duration_ms,
+            }));
+        }
+
+        // History.
+        if c.starts_segment || r.history.entries.back().is_none_or(|e| e.msn != c.msn) {
+            r.current.clear();
+            r.history.entries.push_back(SegmentEntry {
+                msn: c.msn,
+                start: c.start,
+                duration: 0,
+                discontinuity: c.discontinuity,
+                parts: Vec::new(),
+                complete: false,
+                discontinuity_sequence: disc_seq,
+            });
+        }
+        // The entry was pushed just above if there was none.
+        let Some(e) = r.history.entries.back_mut() else { return };
+        e.parts.push(PartEntry { duration: c.duration, independent: c.independent(), gap });
+        e.duration += c.duration;
+        if gap {
+            self.out.push_back(Output::Event(Event::EmptyPart { stream: stream.clone(), track: c.track, msn: c.msn, part: c.part }));
+        }
+
+        let mut retire = Vec::new();
+        if c.ends_segment {
+            e.complete = true;
+            let seg_duration_ms = ts.convert_ceil(e.duration, Timescale::MILLIS);
+            let msn = e.msn;
+            if seg_duration_ms * 2 >= (2 * i64::from(td) + 1) * 1000 {
+                self.out.push_back(Output::Event(Event::SegmentOverTarget {
+                    stream: stream.clone(),
+                    format: Format::LlHls,
+                    msn,
+                    duration_ms: seg_duration_ms,
+                }));
+            }
+            let mut seg = BytesMut::with_capacity(r.current.iter().map(|b| b.len()).sum());
+            for b in r.current.drain(..) {
+                seg.extend_from_slice(&b);
+            }
+            if !seg.is_empty() {
+                self.out.push_back(Output::Object(Object {
+                    name: playlist::segment_name(&r.label, msn),
+                    kind: ObjectKind::Segment { track: c.track, msn },
+                    bytes: seg.freeze(),
+                }));
+            }
+            // Retire: segment objects stay one window beyond the playlist
+            // (HLS 6.2.2: available for the segment's duration plus the
+            // playlist's); parts stay one retention span beyond theirs.
+            let keep_segments = 2 * u64::from(ll.cfg.segment_count) + 1;
+            let keep_parts = 2 * ll.parts_keep_segments;
+            let keep_history = keep_segments;
+            while let Some(front) = r.history.entries.front() {
+                if msn >= front.msn + keep_history {
+                    let old = front.msn;
+                    r.history.entries.pop_front();
+                    retire.push(playlist::segment_name(&r.label, old));
+                } else {
+                    break;
+                }
+            }
+            let old_parts: Vec<u64> = r.part_names.range(..msn.saturating_sub(keep_parts)).map(|(k, _)| *k).collect();
+            for k in old_parts {
+                if let Some(names) = r.part_names.remove(&k) {
+                    retire.extend(names);
+                }
+            }
+        }
+
+        // The current media playlist.
+        let at = Point { msn: c.msn, part: c.part };
+        let others: Vec<&str> = ll
+            .renditions
+            .iter()
+            .filter(|o| o.track.id != c.track)
+            .map(|o| o.label.as_str())
+            .collect();
+        let r = &ll.renditions[ri];
+        if let Some(text) =
+            playlist::render_llhls_media(&r.track, &r.history, at, &ll.params, pdt_base, &others, false, false)
+        {
+            self.out.push_back(Output::Object(Object {
+                name: playlist::media_playlist_name(&r.label),
+                kind: ObjectKind::MediaPlaylist,
+                bytes: Bytes::from(text),
+            }));
+        }
+        for name in retire {
+            self.out.push_back(Output::Retire(name));
+        }
+    }
+
+    fn publish_ll_playlists_final(&mut self) {
+        let pdt_base = self.desc.program_date_time_base_ms;
+        let Some(ll) = &self.ll else { return };
+        for r in &ll.renditions {
+            let Some(at) = r.history.last_point() else { continue };
+            let others: Vec<&str> = ll
+                .renditions
+                .iter()
+                .filter(|o| o.track.id != r.track.id)
+                .map(|o| o.label.as_str())
+                .collect();
+            if let Some(text) = playlist::render_llhls_media(&r.track, &r.history, at, &ll.params, pdt_base, &others, false, true) {
+                self.out.push_back(Output::Object(Object {
+                    name: playlist::media_playlist_name(&r.label),
+                    kind: ObjectKind::MediaPlaylist,
+                    bytes: Bytes::from(text),
+                }));
+            }
+        }
+    }
+
+    // --------------------------------------------------------------- HLS ---
+
+    fn handle_hls(&mut self, chunks: Vec<Chunk>, notes: Vec<GridNote>, finishing: bool) {
+        for n in notes {
+            let e = self.event_from_note(n, Format::Hls);
+            self.out.push_back(Output::Event(e));
+        }
+        let ntracks = self.ll_track_count();
+        let Some(hls) = &mut self.hls else { return };
+        for c in chunks {
+            hls.pending.entry(c.msn).or_insert_with(|| TsPending { chunks: BTreeMap::new() }).chunks.insert(c.track, c);
+        }
+        // Mux every segment whose chunks are all in, in msn order. A segment
+        // whose follower lags far behind (or at the end) is muxed with what
+        // it has.
+        while let Some((msn, p)) = self.next_ready_ts(ntracks, finishing) {
+            self.mux_ts(msn, p, finishing);
+        }
+        if finishing {
+            let ended = self.hls.as_ref().map(|h| (h.history.clone(), h.driver_ts, h.cfg.clone()));
+            if let Some((history, ts, cfg)) = ended {
+                let td = SegmentGrid { segment_ms: cfg.segment_duration_ms, part_budget_ms: None }.target_duration_s();
+                if let Some(text) =
+                    playlist::render_hls_media(&history, ts, td, cfg.segment_count, self.desc.program_date_time_base_ms, true)
+                {
+                    self.out.push_back(Output::Object(Object {
+                        name: playlist::HLS_MEDIA.into(),
+                        kind: ObjectKind::MediaPlaylist,
+                        bytes: Bytes::from(text),
+                    }));
+                }
+            }
+        }
+    }
+
+    fn next_ready_ts(&mut self, ntracks: usize, finishing: bool) -> Option<(u64, TsPending)> {
+        let hls = self.hls.as_mut()?;
+        let (&msn, p) = hls.pending.iter().next()?;
+        let newest = hls.pending.keys().next_back().copied().unwrap_or(msn);
+        let ready = p.chunks.len() >= ntracks || finishing || newest >= msn + 3;
+        if !ready || (!p.chunks.contains_key(&hls.driver) && !finishing) {
+            return None;
+        }
+        let p = hls.pending.remove(&msn)?;
+        Some((msn, p))
+    }
+
+    fn ll_track_count(&self) -> usize {
+        self.desc.tracks.len().min(2)
+    }
+
+    fn mux_ts(&mut self, msn: u64, p: TsPending, finishing: bool) {
+        let stream = self.desc.name.clone();
+        let pdt_base = self.desc.program_date_time_base_ms;
+        let tracks: Vec<&Track> = self.desc.tracks.iter().collect();
+        let Some(hls) = &mut self.hls else { return };
+        let Some(driver_chunk) = p.chunks.get(&hls.driver) else { return };
+        if !hls.started {
+            hls.started = true;
+            self.out.push_back(Output::Object(Object {
+                name: playlist::HLS_MASTER.into(),
+                kind: ObjectKind::MasterPlaylist,
+                bytes: Bytes::from(playlist::render_hls_master(&self.desc)),
+            }));
+        }
+        if driver_chunk.discontinuity {
+            hls.disc_seq += 1;
+        }
+        let samples: Vec<&Sample> = p.chunks.values().flat_map(|c| c.samples.iter().map(|s| &s.sample)).collect();
+        match ts_mux::mux_segment(&tracks, &samples) {
+            Ok(bytes) => {
+                self.out.push_back(Output::Object(Object {
+                    name: playlist::ts_segment_name(msn),
+                    kind: ObjectKind::TsSegment { msn },
+                    bytes,
+                }));
+            }
+            Err(e) => {
+                // A sample the TS writer cannot carry: drop the segment's
+                // media but keep the numbering (the playlist entry stays,
+                // fetching it gives 404).
+                self.out.push_back(Output::Event(Event::TsSegmentFailed {
+                    stream: stream.clone(),
+                    msn,
+                    reason: e.to_string(),
+                }));
+            }
+        }
+        let ts = hls.driver_ts;
+        let td = SegmentGrid { segment_ms: hls.cfg.segment_duration_ms, part_budget_ms: None }.target_duration_s();
+        let duration_ms = ts.convert_ceil(driver_chunk.duration, Timescale::MILLIS);
+        if duration_ms * 2 >= (2 * i64::from(td) + 1) * 1000 {
+            self.out.push_back(Output::Event(Event::SegmentOverTarget {
+                stream,
+                format: Format::Hls,
+                msn,
+                duration_ms,
+            }));
+        }
+        hls.history.entries.push_back(SegmentEntry {
+            msn,
+            start: driver_chunk.start,
+            duration: driver_chunk.duration,
+            discontinuity: driver_chunk.discontinuity,
+            parts: Vec::new(),
+            complete: true,
+            discontinuity_sequence: hls.disc_seq,
+        });
+        let keep = 2 * u64::from(hls.cfg.segment_count) + 1;
+        while let Some(front) = hls.history.entries.front() {
+            if msn >= front.msn + keep {
+                let old = front.msn;
+                hls.history.entries.pop_front();
+                self.out.push_back(Output::Retire(playlist::ts_segment_name(old)));
+            } else {
+                break;
+            }
+        }
+        if !finishing {
+            if let Some(text) =
+                playlist::render_hls_media(&hls.history, ts, td, hls.cfg.segment_count, pdt_base, false)
+            {
+                self.out.push_back(Output::Object(Object {
+                    name: playlist::HLS_MEDIA.into(),
+                    kind: ObjectKind::MediaPlaylist,
+                    bytes: Bytes::from(text),
+                }));
+            }
+        }
+    }
+}
+

@@ -1,0 +1,489 @@
+//! Playlist text and object names.
+//!
+//! Playlists are written by hand, line by line, from integer durations with
+//! fixed formatting rules (see [`fmt_ticks`], [`fmt_ms`], [`fmt_pdt`]), so two
+//! nodes with the same media write the same bytes.
+
+use std::collections::VecDeque;
+use std::fmt::Write as _;
+
+use crate::media::{CodecConfig, StreamDescription, Timescale, Track, TrackKind};
+
+// ---------------------------------------------------------------- names ---
+
+/// LL-HLS master playlist.
+pub const LLHLS_MASTER: &str = "llhls.m3u8";
+/// Classic HLS master playlist.
+pub const HLS_MASTER: &str = "playlist.m3u8";
+/// Classic HLS media playlist (audio and video muxed in TS).
+pub const HLS_MEDIA: &str = "ts.m3u8";
+
+pub fn media_playlist_name(label: &str) -> String {
+    format!("{label}.m3u8")
+}
+pub fn init_name(label: &str) -> String {
+    format!("{label}_init.mp4")
+}
+pub fn segment_name(label: &str, msn: u64) -> String {
+    format!("{label}_{msn}.m4s")
+}
+pub fn part_name(label: &str, msn: u64, part: u32) -> String {
+    format!("{label}_{msn}.{part}.m4s")
+}
+pub fn ts_segment_name(msn: u64) -> String {
+    format!("ts_{msn}.ts")
+}
+
+// ----------------------------------------------------------- formatting ---
+
+/// Seconds with 5 decimals from ticks, rounded half up. No floating point.
+pub fn fmt_ticks(ticks: i64, timescale: Timescale) -> String {
+    let ts = i128::from(timescale.get());
+    let v = i128::from(ticks.max(0)) * 100_000;
+    let q = (2 * v + ts) / (2 * ts);
+    format!("{}.{:05}", q / 100_000, q % 100_000)
+}
+
+/// Seconds with 3 decimals from milliseconds.
+pub fn fmt_ms(ms: u32) -> String {
+    format!("{}.{:03}", ms / 1000, ms % 1000)
+}
+
+/// `YYYY-MM-DDThh:mm:ss.sssZ` from milliseconds since the Unix epoch.
+pub fn fmt_pdt(epoch_ms: i64) -> String {
+    let days = epoch_ms.div_euclid(86_400_000);
+    let ms_of_day = epoch_ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (h, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
+    let (min, rest) = (rest / 60_000, rest % 60_000);
+    let (s, ms) = (rest / 1000, rest % 1000);
+    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+}
+
+/// Proleptic Gregorian date from days since 1970-01-01 (H. Hinnant's
+/// `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+// ------------------------------------------------------------- model ---
+
+/// A position in a stream: part `part` of segment `msn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Point {
+    pub msn: u64,
+    pub part: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartEntry {
+    pub duration: i64,
+    pub independent: bool,
+    /// No media for this part in this rendition (EXT-X-PART GAP=YES).
+    pub gap: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentEntry {
+    pub msn: u64,
+    /// Timeline position of the first sample, rendition ticks.
+    pub start: i64,
+    /// Sum of the parts so far (the EXTINF once complete).
+    pub duration: i64,
+    pub discontinuity: bool,
+    pub parts: Vec<PartEntry>,
+    pub complete: bool,
+    /// Discontinuity sequence number of this segment.
+    pub discontinuity_sequence: u64,
+}
+
+/// The history of one rendition's segments, enough to render its playlist as
+/// of any recent point.
+#[derive(Clone, Debug)]
+pub struct History {
+    pub entries: VecDeque<SegmentEntry>,
+}
+
+impl History {
+    pub fn new() -> History {
+        History { entries: VecDeque::new() }
+    }
+
+    /// The newest point (last part published).
+    pub fn last_point(&self) -> Option<Point> {
+        let e = self.entries.back()?;
+        let n = e.parts.len().checked_sub(1)?;
+        Some(Point { msn: e.msn, part: n as u32 })
+    }
+
+    fn find(&self, msn: u64) -> Option<usize> {
+        let first = self.entries.front()?.msn;
+        let i = msn.checked_sub(first)? as usize;
+        (self.entries.get(i)?.msn == msn).then_some(i)
+    }
+
+    /// Whether the point is published.
+    pub fn contains(&self, p: Point) -> bool {
+        self.find(p.msn).is_some_and(|i| (p.part as usize) < self.entries[i].parts.len())
+    }
+}
+
+impl Default for History {
+    fn default() -> Self {
+        History::new()
+    }
+}
+
+/// Static parameters of an LL-HLS media playlist.
+#[derive(Clone, Debug)]
+pub struct LlHlsParams {
+    pub target_duration_s: u32,
+    pub part_target_ms: u32,
+    pub part_hold_back_ms: u32,
+    pub segment_count: u32,
+    /// CAN-SKIP-UNTIL, when delta updates are offered.
+    pub can_skip_until_ms: Option<u32>,
+}
+
+/// Parts are listed for segments whose end is less than this many target
+/// durations before the end of the playlist (HLS 4.4.4.9 asks servers to
+/// remove EXT-X-PART tags older than three target durations).
+pub const PART_RETENTION_TARGET_DURATIONS: u32 = 3;
+
+/// The segments shown in a playlist as of `at`: (complete segments in the
+/// window, the segment in progress with its parts up to `at`).
+fn window_as_of(
+    h: &History,
+    at: Point,
+    segment_count: u32,
+) -> Option<(Vec<&SegmentEntry>, Option<(&SegmentEntry, usize)>)> {
+    let i = h.find(at.msn)?;
+    let cur = &h.entries[i];
+    let nparts = at.part as usize + 1;
+    if nparts > cur.parts.len() {
+        return None;
+    }
+    let cur_complete = cur.complete && nparts == cur.parts.len();
+    let last_complete = if cur_complete { i + 1 } else { i };
+    let first = last_complete.saturating_sub(segment_count as usize);
+    let complete: Vec<&SegmentEntry> = h.entries.range(first..last_complete).collect();
+    let partial = (!cur_complete).then_some((cur, nparts));
+    Some((complete, partial))
+}
+
+/// The next part after `at` (for EXT-X-PRELOAD-HINT).
+fn next_point(h: &History, at: Point) -> Point {
+    let complete = h
+        .find(at.msn)
+        .is_some_and(|i| h.entries[i].complete && at.part as usize + 1 == h.entries[i].parts.len());
+    if complete {
+        Point { msn: at.msn + 1, part: 0 }
+    } else {
+        Point { msn: at.msn, part: at.part + 1 }
+    }
+}
+
+/// Render an LL-HLS media playlist for `track` as of point `at`.
+///
+/// `reports` are the other renditions (label) for EXT-X-RENDITION-REPORT; all
+/// renditions share segment and part boundaries, so each is reported at `at`.
+/// `skip` renders the delta update (EXT-X-SKIP). `ended` appends
+/// EXT-X-ENDLIST (only meaningful at the last point).
+pub fn render_llhls_media(
+    track: &Track,
+    h: &History,
+    at: Point,
+    p: &LlHlsParams,
+    pdt_base_ms: i64,
+    reports: &[&str],
+    skip: bool,
+    ended: bool,
+) -> Option<String> {
+    let (complete, partial) = window_as_of(h, at, p.segment_count)?;
+    let label = track.label();
+    let ts = track.timescale;
+    let first = complete.first().copied().or(partial.map(|(e, _)| e))?;
+
+    // Parts shown: the segment in progress, and complete segments that end
+    // within PART_RETENTION_TARGET_DURATIONS of the playlist's end.
+    let retention = i64::from(PART_RETENTION_TARGET_DURATIONS * p.target_duration_s) * i64::from(ts.get());
+    let partial_len: i64 = partial.map_or(0, |(e, n)| e.parts[..n].iter().map(|x| x.duration).sum());
+    let mut age = partial_len;
+    let mut show_parts = vec![false; complete.len()];
+    for (k, e) in complete.iter().enumerate().rev() {
+        if age >= retention {
+            break;
+        }
+        show_parts[k] = true;
+        age += e.duration;
+    }
+
+    // Delta update: skip leading segments while what remains still covers
+    // CAN-SKIP-UNTIL.
+    let mut skipped = 0usize;
+    if skip {
+        if let Some(until_ms) = p.can_skip_until_ms {
+            let until = Timescale::MILLIS.convert_ceil(i64::from(until_ms), ts);
+            let mut remaining: i64 = complete.iter().map(|e| e.duration).sum::<i64>() + partial_len;
+            for e in &complete {
+                if remaining - e.duration < until {
+                    break;
+                }
+                remaining -= e.duration;
+                skipped += 1;
+            }
+        }
+    }
+
+    let mut s = String::with_capacity(2048);
+    s.push_str("#EXTM3U\n");
+    let _ = writeln!(s, "#EXT-X-VERSION:{}", if p.can_skip_until_ms.is_some() { 9 } else { 6 });
+    let _ = writeln!(s, "#EXT-X-TARGETDURATION:{}", p.target_duration_s);
+    let _ = writeln!(s, "#EXT-X-PART-INF:PART-TARGET={}", fmt_ms(p.part_target_ms));
+    let mut control = String::from("CAN-BLOCK-RELOAD=YES");
+    if let Some(u) = p.can_skip_until_ms {
+        let _ = write!(control, ",CAN-SKIP-UNTIL={}", fmt_ms(u));
+    }
+    let _ = write!(
+        control,
+        ",PART-HOLD-BACK={},HOLD-BACK={}",
+        fmt_ms(p.part_hold_back_ms),
+        fmt_ms(3 * 1000 * p.target_duration_s)
+    );
+    let _ = writeln!(s, "#EXT-X-SERVER-CONTROL:{control}");
+    let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", first.msn);
+    let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", first.discontinuity_sequence);
+    if skipped > 0 {
+        let _ = writeln!(s, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
+    }
+    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", init_name(&label));
+
+    let write_head = |s: &mut String, e: &SegmentEntry, first_shown: bool| {
+        if e.discontinuity && !first_shown {
+            s.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        let pdt = pdt_base_ms + ts.convert_floor(e.start, Timescale::MILLIS);
+        let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", fmt_pdt(pdt));
+    };
+    let write_parts = |s: &mut String, e: &SegmentEntry, n: usize| {
+        for (k, part) in e.parts[..n].iter().enumerate() {
+            let _ = write!(
+                s,
+                "#EXT-X-PART:DURATION={},URI=\"{}\"",
+                fmt_ticks(part.duration, ts),
+                part_name(&label, e.msn, k as u32)
+            );
+            if part.independent {
+                s.push_str(",INDEPENDENT=YES");
+            }
+            if part.gap {
+                s.push_str(",GAP=YES");
+            }
+            s.push('\n');
+        }
+    };
+
+    for (k, e) in complete.iter().enumerate().skip(skipped) {
+        write_head(&mut s, e, k == 0);
+        if show_parts[k] {
+            write_parts(&mut s, e, e.parts.len());
+        }
+        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, ts));
+        if e.parts.iter().all(|x| x.gap) {
+            s.push_str("#EXT-X-GAP\n");
+        }
+        let _ = writeln!(s, "{}", segment_name(&label, e.msn));
+    }
+    if let Some((e, n)) = partial {
+        write_head(&mut s, e, complete.is_empty());
+        write_parts(&mut s, e, n);
+    }
+    if ended {
+        s.push_str("#EXT-X-ENDLIST\n");
+    } else {
+        let next = next_point(h, at);
+        let _ = writeln!(
+            s,
+            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
+            part_name(&label, next.msn, next.part)
+        );
+    }
+    for other in reports {
+        let _ = writeln!(
+            s,
+            "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",
+            media_playlist_name(other),
+            at.msn,
+            at.part
+        );
+    }
+    Some(s)
+}
+
+/// Render the classic HLS media playlist: the last `segment_count` complete
+/// segments of `h` (durations in `timescale`).
+pub fn render_hls_media(
+    h: &History,
+    timescale: Timescale,
+    target_duration_s: u32,
+    segment_count: u32,
+    pdt_base_ms: i64,
+    ended: bool,
+) -> Option<String> {
+    let done: Vec<&SegmentEntry> = h.entries.iter().filter(|e| e.complete).collect();
+    let first_idx = done.len().saturating_sub(segment_count as usize);
+    let shown = &done[first_idx..];
+    let first = shown.first()?;
+    let mut s = String::with_capacity(1024);
+    s.push_str("#EXTM3U\n#EXT-X-VERSION:3\n");
+    let _ = writeln!(s, "#EXT-X-TARGETDURATION:{target_duration_s}");
+    let _ = writeln!(s, "#EXT-X-MEDIA-SEQUENCE:{}", first.msn);
+    let _ = writeln!(s, "#EXT-X-DISCONTINUITY-SEQUENCE:{}", first.discontinuity_sequence);
+    for (k, e) in shown.iter().enumerate() {
+        if e.discontinuity && k > 0 {
+            s.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        let pdt = pdt_base_ms + timescale.convert_floor(e.start, Timescale::MILLIS);
+        let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", fmt_pdt(pdt));
+        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, timescale));
+        let _ = writeln!(s, "{}", ts_segment_name(e.msn));
+    }
+    if ended {
+        s.push_str("#EXT-X-ENDLIST\n");
+    }
+    Some(s)
+}
+
+// ------------------------------------------------------------ masters ---
+
+/// Nominal bandwidth of a track in bits/s: the announced bitrate, or a fixed
+/// estimate from the codec configuration (0.1 bit per pixel at the SPS
+/// frame rate, 30 fps if it has none; 128 kbit/s for audio).
+pub fn track_bandwidth(t: &Track) -> u64 {
+    if let Some(b) = t.bitrate_hint {
+        return u64::from(b);
+    }
+    match &t.codec {
+        CodecConfig::H264(c) => {
+            let (num, den) = c.info.frame_rate.unwrap_or((30, 1));
+            let px = u64::from(c.info.width) * u64::from(c.info.height);
+            (px * u64::from(num) / u64::from(den.max(1)) / 10).max(100_000)
+        }
+        CodecConfig::Aac(_) => 128_000,
+    }
+}
+
+/// FRAME-RATE with 3 decimals, from the SPS timing info.
+fn fmt_frame_rate(num: u32, den: u32) -> String {
+    let milli = (u64::from(num) * 2000 + u64::from(den)) / (2 * u64::from(den.max(1)));
+    format!("{}.{:03}", milli / 1000, milli % 1000)
+}
+
+fn stream_inf(desc: &StreamDescription, audio_group: Option<&str>) -> String {
+    let bandwidth: u64 = desc.tracks.iter().map(track_bandwidth).sum();
+    let codecs: Vec<String> = desc
+        .tracks
+        .iter()
+        .map(|t| match &t.codec {
+            CodecConfig::H264(c) => c.codec_string(),
+            CodecConfig::Aac(c) => c.codec_string(),
+        })
+        .collect();
+    let mut s = format!("#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS=\"{}\"", codecs.join(","));
+    if let Some(CodecConfig::H264(c)) = desc.tracks.iter().map(|t| &t.codec).find(|c| matches!(c, CodecConfig::H264(_))) {
+        let _ = write!(s, ",RESOLUTION={}x{}", c.info.width, c.info.height);
+        if let Some((num, den)) = c.info.frame_rate {
+            let _ = write!(s, ",FRAME-RATE={}", fmt_frame_rate(num, den));
+        }
+    }
+    if let Some(g) = audio_group {
+        let _ = write!(s, ",AUDIO=\"{g}\"");
+    }
+    s
+}
+
+/// The LL-HLS master playlist: a video variant with an audio rendition
+/// group, or a single audio-only / video-only variant.
+pub fn render_llhls_master(desc: &StreamDescription) -> String {
+    let video = desc.tracks.iter().find(|t| t.kind() == TrackKind::Video);
+    let audio = desc.tracks.iter().find(|t| t.kind() == TrackKind::Audio);
+    let mut s = String::from("#EXTM3U\n#EXT-X-VERSION:6\n");
+    match (video, audio) {
+        (Some(v), Some(a)) => {
+            let channels = match &a.codec {
+                CodecConfig::Aac(c) => c.channels,
+                CodecConfig::H264(_) => 0,
+            };
+            let _ = writeln!(
+                s,
+                "#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID=\"audio\",NAME=\"{}\",DEFAULT=YES,AUTOSELECT=YES,CHANNELS=\"{channels}\",URI=\"{}\"",
+                a.label(),
+                media_playlist_name(&a.label())
+            );
+            let _ = writeln!(s, "{}", stream_inf(desc, Some("audio")));
+            let _ = writeln!(s, "{}", media_playlist_name(&v.label()));
+        }
+        (Some(t), None) | (None, Some(t)) => {
+            let _ = writeln!(s, "{}", stream_inf(desc, None));
+            let _ = writeln!(s, "{}", media_playlist_name(&t.label()));
+        }
+        (None, None) => {}
+    }
+    s
+}
+
+/// The classic HLS master playlist: one variant, the muxed TS playlist.
+pub fn render_hls_master(desc: &StreamDescription) -> String {
+    format!("#EXTM3U\n#EXT-X-VERSION:3\n{}\n{HLS_MEDIA}\n", stream_inf(desc, None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticks_format_rounds_half_up_without_floats() {
+        let ts90 = Timescale::MPEG;
+        let cases: &[(i64, Timescale, &str)] = &[
+            (180_180, ts90, "2.00200"),
+            (90_000, ts90, "1.00000"),
+            (1, ts90, "0.00001"),
+            (0, ts90, "0.00000"),
+            (1024, Timescale::new(48_000).unwrap_or(ts90), "0.02133"),
+            (45_045, ts90, "0.50050"),
+        ];
+        for (t, s, want) in cases {
+            assert_eq!(fmt_ticks(*t, *s), *want, "{t} @ {s}");
+        }
+    }
+
+    #[test]
+    fn pdt_format() {
+        let cases: &[(i64, &str)] = &[
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"),
+            (1_795_250_150_999, "2026-11-21T05:55:50.999Z"),
+            (-1, "1969-12-31T23:59:59.999Z"),
+        ];
+        for (ms, want) in cases {
+            assert_eq!(fmt_pdt(*ms), *want);
+        }
+    }
+
+    #[test]
+    fn frame_rate_format() {
+        assert_eq!(fmt_frame_rate(60_000, 2002), "29.970");
+        assert_eq!(fmt_frame_rate(60, 2), "30.000");
+        assert_eq!(fmt_frame_rate(50, 2), "25.000");
+    }
+}
