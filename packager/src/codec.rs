@@ -81,9 +81,8 @@ pub struct AdtsHeader {
 pub const AAC_FRAME_SAMPLES: u32 = 1024;
 
 /// The ISO 14496-3 sampling frequency table.
-pub const AAC_SAMPLE_RATES: [u32; 13] = [
-    96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350,
-];
+pub const AAC_SAMPLE_RATES: [u32; 13] =
+    [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350];
 
 impl AvcConfig {
     /// Parse an AVCDecoderConfigurationRecord (the FLV AVC sequence header
@@ -134,13 +133,7 @@ impl AvcConfig {
             Some(first) => parse_sps(first)?,
             None => return Err(CodecError::AvcC("no SPS")),
         };
-        Ok(AvcConfig {
-            avcc: record,
-            sps,
-            pps,
-            nal_length_size,
-            info,
-        })
+        Ok(AvcConfig { avcc: record, sps, pps, nal_length_size, info })
     }
 
     /// Build a configuration (and its avcC record) from SPS and PPS NAL units
@@ -155,10 +148,7 @@ impl AvcConfig {
         if pps.is_empty() {
             return Err(CodecError::AvcC("no PPS"));
         }
-        let num_sps = u8::try_from(sps.len())
-            .ok()
-            .filter(|n| *n <= 31)
-            .ok_or(CodecError::AvcC("more than 31 SPS"))?;
+        let num_sps = u8::try_from(sps.len()).ok().filter(|n| *n <= 31).ok_or(CodecError::AvcC("more than 31 SPS"))?;
         let num_pps = u8::try_from(pps.len()).map_err(|_| CodecError::AvcC("more than 255 PPS"))?;
         for nal in sps {
             if nal_type(nal) != NAL_SPS {
@@ -197,21 +187,12 @@ impl AvcConfig {
                 0, // numOfSequenceParameterSetExt
             ]);
         }
-        Ok(AvcConfig {
-            avcc: Bytes::from(out),
-            sps: sps.to_vec(),
-            pps: pps.to_vec(),
-            nal_length_size: 4,
-            info,
-        })
+        Ok(AvcConfig { avcc: Bytes::from(out), sps: sps.to_vec(), pps: pps.to_vec(), nal_length_size: 4, info })
     }
 
     /// RFC 6381 codec string, e.g. `avc1.64001f`.
     pub fn codec_string(&self) -> String {
-        format!(
-            "avc1.{:02x}{:02x}{:02x}",
-            self.info.profile_idc, self.info.constraint_flags, self.info.level_idc
-        )
+        format!("avc1.{:02x}{:02x}{:02x}", self.info.profile_idc, self.info.constraint_flags, self.info.level_idc)
     }
 }
 
@@ -282,10 +263,7 @@ impl<'a> BitReader<'a> {
     }
 
     fn flag(&mut self) -> Result<bool, CodecError> {
-        let byte = self
-            .data
-            .get(self.pos / 8)
-            .ok_or((self.kind)("truncated"))?;
+        let byte = self.data.get(self.pos / 8).ok_or((self.kind)("truncated"))?;
         let bit = (byte >> (7 - self.pos % 8)) & 1;
         self.pos += 1;
         Ok(bit == 1)
@@ -387,24 +365,16 @@ fn parse_sps_full(nal: &[u8]) -> Result<(SpsInfo, SpsExtra), CodecError> {
     let level_idc = r.u8()?;
     r.ue_max(31, "seq_parameter_set_id out of range")?;
 
-    let mut extra = SpsExtra {
-        chroma_format_idc: 1,
-        bit_depth_luma_minus8: 0,
-        bit_depth_chroma_minus8: 0,
-    };
+    let mut extra = SpsExtra { chroma_format_idc: 1, bit_depth_luma_minus8: 0, bit_depth_chroma_minus8: 0 };
     let mut separate_colour_plane = false;
-    if matches!(
-        profile_idc,
-        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
-    ) {
+    if matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
         // The ue_max bounds make the narrowing casts below lossless.
         extra.chroma_format_idc = r.ue_max(3, "chroma_format_idc out of range")? as u8;
         if extra.chroma_format_idc == 3 {
             separate_colour_plane = r.flag()?;
         }
         extra.bit_depth_luma_minus8 = r.ue_max(6, "bit_depth_luma_minus8 out of range")? as u8;
-        extra.bit_depth_chroma_minus8 =
-            r.ue_max(6, "bit_depth_chroma_minus8 out of range")? as u8;
+        extra.bit_depth_chroma_minus8 = r.ue_max(6, "bit_depth_chroma_minus8 out of range")? as u8;
         r.flag()?; // qpprime_y_zero_transform_bypass_flag
         if r.flag()? {
             // seq_scaling_matrix_present_flag
@@ -453,11 +423,7 @@ fn parse_sps_full(nal: &[u8]) -> Result<(SpsInfo, SpsExtra), CodecError> {
     let vui_present = r.flag()?;
 
     let field_factor: u64 = if frame_mbs_only { 1 } else { 2 };
-    let chroma_array_type = if separate_colour_plane {
-        0
-    } else {
-        extra.chroma_format_idc
-    };
+    let chroma_array_type = if separate_colour_plane { 0 } else { extra.chroma_format_idc };
     let (crop_unit_x, crop_unit_y) = match chroma_array_type {
         0 => (1, field_factor),
         1 => (2, 2 * field_factor),
@@ -471,28 +437,12 @@ fn parse_sps_full(nal: &[u8]) -> Result<(SpsInfo, SpsExtra), CodecError> {
     if crop_x >= full_width || crop_y >= full_height {
         return Err(CodecError::Sps("frame cropping exceeds picture size"));
     }
-    let width = u32::try_from(full_width - crop_x)
-        .map_err(|_| CodecError::Sps("picture width out of range"))?;
-    let height = u32::try_from(full_height - crop_y)
-        .map_err(|_| CodecError::Sps("picture height out of range"))?;
+    let width = u32::try_from(full_width - crop_x).map_err(|_| CodecError::Sps("picture width out of range"))?;
+    let height = u32::try_from(full_height - crop_y).map_err(|_| CodecError::Sps("picture height out of range"))?;
 
-    let frame_rate = if vui_present {
-        read_vui_timing(&mut r).ok().flatten()
-    } else {
-        None
-    };
+    let frame_rate = if vui_present { read_vui_timing(&mut r).ok().flatten() } else { None };
 
-    Ok((
-        SpsInfo {
-            profile_idc,
-            constraint_flags,
-            level_idc,
-            width,
-            height,
-            frame_rate,
-        },
-        extra,
-    ))
+    Ok((SpsInfo { profile_idc, constraint_flags, level_idc, width, height, frame_rate }, extra))
 }
 
 /// Skip one scaling_list() of `size` coefficients (7.3.2.1.1.1).
@@ -553,9 +503,7 @@ fn read_vui_timing(r: &mut BitReader<'_>) -> Result<Option<(u32, u32)>, CodecErr
     if num_units_in_tick == 0 || time_scale == 0 {
         return Ok(None);
     }
-    Ok(num_units_in_tick
-        .checked_mul(2)
-        .map(|ticks_per_frame| (time_scale, ticks_per_frame)))
+    Ok(num_units_in_tick.checked_mul(2).map(|ticks_per_frame| (time_scale, ticks_per_frame)))
 }
 
 impl AacConfig {
@@ -578,9 +526,7 @@ impl AacConfig {
         let index = r.bits(4)?;
         let sample_rate = match index {
             15 => r.bits(24)?,
-            _ => sample_rate_for_index(index).ok_or(CodecError::Asc(
-                "reserved sampling frequency index",
-            ))?,
+            _ => sample_rate_for_index(index).ok_or(CodecError::Asc("reserved sampling frequency index"))?,
         };
         if sample_rate == 0 {
             return Err(CodecError::Asc("sample rate 0"));
@@ -607,9 +553,8 @@ impl AacConfig {
         if h.channels > 15 {
             return Err(CodecError::Adts("channel configuration out of range"));
         }
-        let asc = (u16::from(h.object_type) << 11)
-            | (u16::from(h.sample_rate_index) << 7)
-            | (u16::from(h.channels) << 3);
+        let asc =
+            (u16::from(h.object_type) << 11) | (u16::from(h.sample_rate_index) << 7) | (u16::from(h.channels) << 3);
         Ok(AacConfig {
             asc: Bytes::copy_from_slice(&asc.to_be_bytes()),
             object_type: h.object_type,
@@ -638,10 +583,8 @@ impl AacConfig {
             _ => 1, // AAC LC (HE-AAC signalled implicitly)
         };
         let index = if self.sample_rate_index == 15 {
-            AAC_SAMPLE_RATES
-                .iter()
-                .position(|r| *r == self.sample_rate)
-                .map_or(15, |i| i as u8) // position < 13
+            AAC_SAMPLE_RATES.iter().position(|r| *r == self.sample_rate).map_or(15, |i| i as u8)
+        // position < 13
         } else {
             self.sample_rate_index
         };
@@ -655,7 +598,7 @@ impl AacConfig {
             ((channels & 0x03) << 6) | ((frame_len >> 11) as u8 & 0x03),
             (frame_len >> 3) as u8,
             (((frame_len & 0x07) as u8) << 5) | 0x1f, // buffer fullness 0x7ff (high 5 bits)
-            0xfc, // buffer fullness (low 6 bits), one raw data block
+            0xfc,                                     // buffer fullness (low 6 bits), one raw data block
         ]
     }
 }
@@ -670,10 +613,7 @@ fn sample_rate_for_index(index: u32) -> Option<u32> {
 /// is at least as long as its header. `frame_len` may exceed `buf.len()`;
 /// the caller checks that the whole frame is present.
 pub fn parse_adts(buf: &[u8]) -> Result<AdtsHeader, CodecError> {
-    let h: &[u8; 7] = buf
-        .get(..7)
-        .and_then(|s| s.try_into().ok())
-        .ok_or(CodecError::Adts("truncated header"))?;
+    let h: &[u8; 7] = buf.get(..7).and_then(|s| s.try_into().ok()).ok_or(CodecError::Adts("truncated header"))?;
     if h[0] != 0xff || h[1] & 0xf0 != 0xf0 {
         return Err(CodecError::Adts("missing syncword"));
     }
@@ -690,18 +630,11 @@ pub fn parse_adts(buf: &[u8]) -> Result<AdtsHeader, CodecError> {
         return Err(CodecError::Adts("reserved sampling frequency index"));
     }
     let channels = ((h[2] & 0x01) << 2) | (h[3] >> 6);
-    let frame_len =
-        (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+    let frame_len = (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
     if frame_len < header_len {
         return Err(CodecError::Adts("frame length shorter than header"));
     }
-    Ok(AdtsHeader {
-        object_type,
-        sample_rate_index,
-        channels,
-        header_len,
-        frame_len,
-    })
+    Ok(AdtsHeader { object_type, sample_rate_index, channels, header_len, frame_len })
 }
 
 /// Split a buffer of length-prefixed NAL units (prefix of `len_size` bytes)
@@ -717,12 +650,8 @@ pub fn split_length_prefixed(buf: &Bytes, len_size: u8) -> Result<Vec<Bytes>, Co
     let mut out = Vec::new();
     let mut pos = 0usize;
     while pos < buf.len() {
-        let prefix = buf
-            .get(pos..pos + size)
-            .ok_or(CodecError::Nal("truncated NAL length prefix"))?;
-        let len = prefix
-            .iter()
-            .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+        let prefix = buf.get(pos..pos + size).ok_or(CodecError::Nal("truncated NAL length prefix"))?;
+        let len = prefix.iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
         let start = pos + size;
         let end = start
             .checked_add(len)
@@ -816,11 +745,8 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        assert!(s.len() % 2 == 0, "odd hex length");
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        assert_eq!(s.len() % 2, 0, "odd hex length");
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     /// x264, 1280x720 30 fps High (ffmpeg testsrc2).
@@ -858,13 +784,8 @@ mod tests {
         fn sps_nal(&self) -> Vec<u8> {
             let mut bits = self.bits.clone();
             bits.push(true);
-            while bits.len() % 8 != 0 {
-                bits.push(false);
-            }
-            let rbsp: Vec<u8> = bits
-                .chunks(8)
-                .map(|c| c.iter().fold(0u8, |a, b| (a << 1) | u8::from(*b)))
-                .collect();
+            bits.resize(bits.len().div_ceil(8) * 8, false);
+            let rbsp: Vec<u8> = bits.chunks(8).map(|c| c.iter().fold(0u8, |a, b| (a << 1) | u8::from(*b))).collect();
             let mut nal = vec![0x67];
             let mut zeros = 0;
             for b in rbsp {
@@ -885,13 +806,7 @@ mod tests {
     }
 
     /// Everything after pic_order_cnt for a synthetic SPS.
-    fn sps_picture(
-        w: &mut BitWriter,
-        width_mbs: u64,
-        height_units: u64,
-        frame_mbs_only: bool,
-        crop: Option<[u64; 4]>,
-    ) {
+    fn sps_picture(w: &mut BitWriter, width_mbs: u64, height_units: u64, frame_mbs_only: bool, crop: Option<[u64; 4]>) {
         w.ue(4).flag(false).ue(width_mbs - 1).ue(height_units - 1);
         w.flag(frame_mbs_only);
         if !frame_mbs_only {
@@ -913,68 +828,21 @@ mod tests {
         // (SPS, profile, constraints, level, width, height, frame rate)
         // Generated with ffmpeg/libx264 from testsrc2; sizes and rates
         // cross-checked with ffprobe.
-        let cases: &[(&str, u8, u8, u8, u32, u32, Option<(u32, u32)>)] = &[
+        type Case = (&'static str, u8, u8, u8, u32, u32, Option<(u32, u32)>);
+        let cases: &[Case] = &[
             (SPS_720P, 100, 0, 31, 1280, 720, Some((60, 2))),
             (SPS_1080P_2997, 100, 0, 40, 1920, 1080, Some((60000, 2002))),
-            (
-                "6764000dacd94141fb0110000003001000000303c0f1429960",
-                100,
-                0,
-                13,
-                320,
-                240,
-                Some((60, 2)),
-            ),
+            ("6764000dacd94141fb0110000003001000000303c0f1429960", 100, 0, 13, 320, 240, Some((60, 2))),
             // High 4:4:4 Predictive, 322x242 (crop unit 1x1)
-            (
-                "67f4000d919b282a10f1f1f808800000030080000019078a14cb",
-                244,
-                0,
-                13,
-                322,
-                242,
-                Some((50, 2)),
-            ),
+            ("67f4000d919b282a10f1f1f808800000030080000019078a14cb", 244, 0, 13, 322, 242, Some((50, 2))),
             // High 4:2:2 10-bit, 324x240 at 24 fps (crop unit 2x1)
-            (
-                "677a000db6cd94151fe7f011000003000100000300300f142996",
-                122,
-                0,
-                13,
-                324,
-                240,
-                Some((48, 2)),
-            ),
+            ("677a000db6cd94151fe7f011000003000100000300300f142996", 122, 0, 13, 324, 240, Some((48, 2))),
             // Interlaced (frame_mbs_only_flag 0) 720x576
-            (
-                "6764001eacd940b424d8088000000300800000190f8a14cb",
-                100,
-                0,
-                30,
-                720,
-                576,
-                Some((50, 2)),
-            ),
+            ("6764001eacd940b424d8088000000300800000190f8a14cb", 100, 0, 30, 720, 576, Some((50, 2))),
             // Constrained Baseline, pic_order_cnt_type 2, 640x360 at 50 fps
-            (
-                "6742c01fd900a02ff97011000003000100000300640f183248",
-                66,
-                0xc0,
-                31,
-                640,
-                360,
-                Some((100, 2)),
-            ),
+            ("6742c01fd900a02ff97011000003000100000300640f183248", 66, 0xc0, 31, 640, 360, Some((100, 2))),
             // 352x288 at 25 fps
-            (
-                "6764000dacd9416096c044000003000400000300c83c50a658",
-                100,
-                0,
-                13,
-                352,
-                288,
-                Some((50, 2)),
-            ),
+            ("6764000dacd9416096c044000003000400000300c83c50a658", 100, 0, 13, 352, 288, Some((50, 2))),
         ];
         for (sps, profile, flags, level, width, height, rate) in cases {
             let info = parse_sps(&hex(sps)).unwrap_or_else(|e| panic!("{sps}: {e}"));
@@ -1068,7 +936,8 @@ mod tests {
         sps_picture(&mut zero_scale, 20, 15, true, None);
         zero_scale.flag(true).u(4, 0).flag(true).u(32, 1).u(32, 0);
 
-        let cases: Vec<(&str, &BitWriter, u32, u32, Option<(u32, u32)>)> = vec![
+        type Case<'a> = (&'static str, &'a BitWriter, u32, u32, Option<(u32, u32)>);
+        let cases: Vec<Case> = vec![
             ("poc type 1", &poc1, 1920, 1080, None),
             ("scaling lists", &scaling, 640, 480, None),
             ("4:2:2 interlaced", &c422, 720 - 6, 576 - 14, None),
@@ -1079,11 +948,7 @@ mod tests {
         ];
         for (name, w, width, height, rate) in cases {
             let info = parse_sps(&w.sps_nal()).unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert_eq!(
-                (info.width, info.height, info.frame_rate),
-                (width, height, rate),
-                "{name}"
-            );
+            assert_eq!((info.width, info.height, info.frame_rate), (width, height, rate), "{name}");
         }
     }
 
@@ -1121,36 +986,16 @@ mod tests {
             ("PPS", hex(PPS_720P), CodecError::Sps("not an SPS NAL unit")),
             ("forbidden bit", vec![0xe7, 0x42], CodecError::Sps("forbidden_zero_bit set")),
             ("header only", vec![0x67], CodecError::Sps("truncated")),
-            (
-                "poc type 3",
-                poc3.sps_nal(),
-                CodecError::Sps("pic_order_cnt_type out of range"),
-            ),
+            ("poc type 3", poc3.sps_nal(), CodecError::Sps("pic_order_cnt_type out of range")),
             (
                 "poc cycle 256",
                 long_cycle.sps_nal(),
                 CodecError::Sps("num_ref_frames_in_pic_order_cnt_cycle out of range"),
             ),
-            (
-                "crop too large",
-                over_crop.sps_nal(),
-                CodecError::Sps("frame cropping exceeds picture size"),
-            ),
-            (
-                "chroma_format_idc 4",
-                bad_chroma.sps_nal(),
-                CodecError::Sps("chroma_format_idc out of range"),
-            ),
-            (
-                "delta_scale 200",
-                bad_delta_scale.sps_nal(),
-                CodecError::Sps("delta_scale out of range"),
-            ),
-            (
-                "40 leading zeros",
-                long_golomb.sps_nal(),
-                CodecError::Sps("exp-Golomb code longer than 32 bits"),
-            ),
+            ("crop too large", over_crop.sps_nal(), CodecError::Sps("frame cropping exceeds picture size")),
+            ("chroma_format_idc 4", bad_chroma.sps_nal(), CodecError::Sps("chroma_format_idc out of range")),
+            ("delta_scale 200", bad_delta_scale.sps_nal(), CodecError::Sps("delta_scale out of range")),
+            ("40 leading zeros", long_golomb.sps_nal(), CodecError::Sps("exp-Golomb code longer than 32 bits")),
         ];
         for (name, nal, err) in cases {
             assert_eq!(parse_sps(&nal), Err(err), "{name}");
@@ -1161,15 +1006,16 @@ mod tests {
     fn truncated_sps_never_panics() {
         for sps in [SPS_720P, SPS_1080P_2997] {
             let full = hex(sps);
-            // Cut anywhere before the VUI: an error. (The VUI of these starts
-            // in byte 10 of the NAL unit.)
+            let want = parse_sps(&full).unwrap();
+            // Cut anywhere before the VUI: an error. (Their
+            // vui_parameters_present_flag is in byte 9 of the NAL unit.)
             for len in 0..10 {
                 assert!(parse_sps(&full[..len]).is_err(), "{sps} cut at {len}");
             }
             // Cut inside the VUI: tolerated, frame rate unknown or intact.
             for len in 10..full.len() {
                 if let Ok(info) = parse_sps(&full[..len]) {
-                    assert_eq!((info.width, info.height), (parse_sps(&full).unwrap().width, parse_sps(&full).unwrap().height));
+                    assert_eq!((info.width, info.height), (want.width, want.height));
                 }
             }
         }
@@ -1191,7 +1037,7 @@ mod tests {
         let ffmpeg_avcc = hex(&format!("0164001fffe1001a{SPS_720P}0100 06{PPS_720P}fdf8f800"));
         let sps = Bytes::from(hex(SPS_720P));
         let pps = Bytes::from(hex(PPS_720P));
-        let built = AvcConfig::from_sps_pps(&[sps.clone()], &[pps.clone()]).unwrap();
+        let built = AvcConfig::from_sps_pps(std::slice::from_ref(&sps), std::slice::from_ref(&pps)).unwrap();
         assert_eq!(&built.avcc[..], &ffmpeg_avcc[..]);
         assert_eq!(built.nal_length_size, 4);
         assert_eq!(built.codec_string(), "avc1.64001f");
@@ -1207,7 +1053,7 @@ mod tests {
     fn avcc_baseline_has_no_extension() {
         let sps = Bytes::from(hex("6742c01fd900a02ff97011000003000100000300640f183248"));
         let pps = Bytes::from(hex("68cb83cb20"));
-        let c = AvcConfig::from_sps_pps(&[sps.clone()], &[pps.clone()]).unwrap();
+        let c = AvcConfig::from_sps_pps(std::slice::from_ref(&sps), std::slice::from_ref(&pps)).unwrap();
         let mut want = vec![1, 0x42, 0xc0, 0x1f, 0xff, 0xe1, 0, sps.len() as u8];
         want.extend_from_slice(&sps);
         want.extend_from_slice(&[1, 0, pps.len() as u8]);
@@ -1237,8 +1083,7 @@ mod tests {
         len3[4] = 0xfe;
         let mut no_sps = good.clone();
         no_sps[5] = 0xe0;
-        let mut pps_as_sps = hex(&format!("0164001fffe10006{PPS_720P}00"));
-        pps_as_sps.truncate(pps_as_sps.len());
+        let pps_as_sps = hex(&format!("0164001fffe10006{PPS_720P}00"));
         let cases: Vec<(&str, Vec<u8>, CodecError)> = vec![
             ("empty", vec![], CodecError::AvcC("empty record")),
             ("version 0", v0, CodecError::AvcC("unsupported configurationVersion")),
@@ -1258,16 +1103,10 @@ mod tests {
         }
         let sps = Bytes::from(hex(SPS_720P));
         let pps = Bytes::from(hex(PPS_720P));
+        assert_eq!(AvcConfig::from_sps_pps(&[], std::slice::from_ref(&pps)), Err(CodecError::AvcC("no SPS")));
+        assert_eq!(AvcConfig::from_sps_pps(std::slice::from_ref(&sps), &[]), Err(CodecError::AvcC("no PPS")));
         assert_eq!(
-            AvcConfig::from_sps_pps(&[], &[pps.clone()]),
-            Err(CodecError::AvcC("no SPS"))
-        );
-        assert_eq!(
-            AvcConfig::from_sps_pps(&[sps.clone()], &[]),
-            Err(CodecError::AvcC("no PPS"))
-        );
-        assert_eq!(
-            AvcConfig::from_sps_pps(&[pps.clone()], &[sps.clone()]),
+            AvcConfig::from_sps_pps(std::slice::from_ref(&pps), std::slice::from_ref(&sps)),
             Err(CodecError::AvcC("SPS entry is not an SPS NAL unit"))
         );
     }
@@ -1283,9 +1122,9 @@ mod tests {
             // HE-AAC explicit: SBR, 24 kHz core, stereo, then extension rate.
             ("2b098800", 5, 6, 24000, 1),
             // Explicit 24-bit rate (index 15): 0x00ac44 = 44100.
-            ("1780158880", 2, 15, 44100, 1),
+            ("1780562208", 2, 15, 44100, 1),
             // Escaped object type 31 -> 32 + 10 = 42 (USAC), 48 kHz stereo.
-            ("f94620", 42, 3, 48000, 2),
+            ("f94640", 42, 3, 48000, 2),
         ];
         for (asc, ot, idx, rate, ch) in cases {
             let bytes = hex(asc);
@@ -1310,7 +1149,7 @@ mod tests {
             ("1690", CodecError::Asc("reserved sampling frequency index")),
             ("1710", CodecError::Asc("reserved sampling frequency index")),
             // explicit rate 0
-            ("1780000010", CodecError::Asc("sample rate 0")),
+            ("1780000008", CodecError::Asc("sample rate 0")),
             // explicit rate cut short
             ("178015", CodecError::Asc("truncated")),
         ];
@@ -1334,19 +1173,15 @@ mod tests {
     #[test]
     fn adts_round_trip() {
         let cfg = AacConfig::from_asc(&hex("1190")).unwrap();
+        // The first header of `ffmpeg -f lavfi -i sine=sample_rate=48000
+        // -ac 2 -c:a aac -f adts` (a 295-byte frame).
+        assert_eq!(cfg.adts_header(288), [0xff, 0xf1, 0x4c, 0x80, 0x24, 0xff, 0xfc]);
         let h = cfg.adts_header(371);
-        // A header as ffmpeg's ADTS muxer writes it for 48 kHz stereo LC.
-        assert_eq!(h, [0xff, 0xf1, 0x4c, 0x80, 0x2e, 0xff, 0xfc]);
+        assert_eq!(h, [0xff, 0xf1, 0x4c, 0x80, 0x2f, 0x5f, 0xfc]);
         let parsed = parse_adts(&h).unwrap();
         assert_eq!(
             parsed,
-            AdtsHeader {
-                object_type: 2,
-                sample_rate_index: 3,
-                channels: 2,
-                header_len: 7,
-                frame_len: 378,
-            }
+            AdtsHeader { object_type: 2, sample_rate_index: 3, channels: 2, header_len: 7, frame_len: 378 }
         );
         let back = AacConfig::from_adts(&parsed).unwrap();
         assert_eq!(back, cfg);
@@ -1359,7 +1194,7 @@ mod tests {
         assert_eq!((p.channels, p.frame_len), (7, 7));
 
         // Explicit rate equal to a table entry maps back to its index.
-        let explicit = AacConfig::from_asc(&hex("1780158880")).unwrap();
+        let explicit = AacConfig::from_asc(&hex("1780562208")).unwrap();
         let p = parse_adts(&explicit.adts_header(10)).unwrap();
         assert_eq!((p.sample_rate_index, p.channels, p.frame_len), (4, 1, 17));
 
@@ -1381,15 +1216,9 @@ mod tests {
             (&[0xfe, 0xf1, 0x4c, 0x80, 0x2e, 0xff, 0xfc], CodecError::Adts("missing syncword")),
             // MP3 (layer 1) shares the syncword.
             (&[0xff, 0xfb, 0x4c, 0x80, 0x2e, 0xff, 0xfc], CodecError::Adts("layer is not 0")),
-            (
-                &[0xff, 0xf1, 0x74, 0x80, 0x2e, 0xff, 0xfc],
-                CodecError::Adts("reserved sampling frequency index"),
-            ),
+            (&[0xff, 0xf1, 0x74, 0x80, 0x2e, 0xff, 0xfc], CodecError::Adts("reserved sampling frequency index")),
             // frame length 6 < 7
-            (
-                &[0xff, 0xf1, 0x4c, 0x80, 0x00, 0xdf, 0xfc],
-                CodecError::Adts("frame length shorter than header"),
-            ),
+            (&[0xff, 0xf1, 0x4c, 0x80, 0x00, 0xdf, 0xfc], CodecError::Adts("frame length shorter than header")),
         ];
         for (buf, err) in cases {
             assert_eq!(parse_adts(buf), Err(err.clone_err()), "{buf:02x?}");
@@ -1398,7 +1227,8 @@ mod tests {
 
     #[test]
     fn split_length_prefixed_table() {
-        let cases: &[(&[u8], u8, Result<Vec<&[u8]>, CodecError>)] = &[
+        type Case = (&'static [u8], u8, Result<Vec<&'static [u8]>, CodecError>);
+        let cases: &[Case] = &[
             (&[], 4, Ok(vec![])),
             (&[0, 0, 0, 2, 0x65, 1, 0, 0, 0, 1, 0x06], 4, Ok(vec![&[0x65, 1], &[0x06]])),
             (&[0, 2, 0x41, 9, 0, 0, 0, 1, 0x06], 2, Ok(vec![&[0x41, 9], &[0x06]])),
@@ -1408,11 +1238,7 @@ mod tests {
             (&[0, 0, 0, 1, 0x65, 0, 0], 4, Err(CodecError::Nal("truncated NAL length prefix"))),
             (&[0, 1, 0x65], 3, Err(CodecError::Nal("NAL length size must be 1, 2 or 4"))),
             (&[0, 1, 0x65], 0, Err(CodecError::Nal("NAL length size must be 1, 2 or 4"))),
-            (
-                &[0xff, 0xff, 0xff, 0xff, 1],
-                4,
-                Err(CodecError::Nal("NAL unit length exceeds buffer")),
-            ),
+            (&[0xff, 0xff, 0xff, 0xff, 1], 4, Err(CodecError::Nal("NAL unit length exceeds buffer"))),
         ];
         for (buf, size, want) in cases {
             let got = split_length_prefixed(&Bytes::copy_from_slice(buf), *size);
@@ -1432,10 +1258,7 @@ mod tests {
             (&[0x65, 0x88], vec![]),
             (&[0, 0, 1], vec![]),
             (&[0, 0, 0, 1, 0x09, 0xf0, 0, 0, 1, 0x65, 0x88], vec![&[0x09, 0xf0], &[0x65, 0x88]]),
-            (
-                &[0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 0, 1, 0x65],
-                vec![&[0x67, 1], &[0x68, 2], &[0x65]],
-            ),
+            (&[0, 0, 1, 0x67, 1, 0, 0, 0, 1, 0x68, 2, 0, 0, 0, 0, 1, 0x65], vec![&[0x67, 1], &[0x68, 2], &[0x65]]),
             // trailing zeros trimmed; empty NAL between start codes skipped
             (&[0, 0, 1, 0, 0, 1, 0x06, 5, 0, 0], vec![&[0x06, 5]]),
             // garbage before the first start code is ignored
@@ -1445,10 +1268,7 @@ mod tests {
             (&[0, 0, 2, 0, 0, 1, 0x41, 0, 1], vec![&[0x41, 0, 1]]),
         ];
         for (buf, want) in cases {
-            let got: Vec<Vec<u8>> = split_annex_b(&Bytes::copy_from_slice(buf))
-                .iter()
-                .map(|b| b.to_vec())
-                .collect();
+            let got: Vec<Vec<u8>> = split_annex_b(&Bytes::copy_from_slice(buf)).iter().map(|b| b.to_vec()).collect();
             let want: Vec<Vec<u8>> = want.iter().map(|b| b.to_vec()).collect();
             assert_eq!(got, want, "{buf:02x?}");
         }
@@ -1456,11 +1276,7 @@ mod tests {
 
     #[test]
     fn to_length_prefixed_round_trip() {
-        let nals = vec![
-            Bytes::from_static(&[0x09, 0xf0]),
-            Bytes::new(),
-            Bytes::from_static(&[0x65, 1, 2, 3]),
-        ];
+        let nals = vec![Bytes::from_static(&[0x09, 0xf0]), Bytes::new(), Bytes::from_static(&[0x65, 1, 2, 3])];
         let out = to_length_prefixed(&nals);
         assert_eq!(&out[..], &[0, 0, 0, 2, 0x09, 0xf0, 0, 0, 0, 4, 0x65, 1, 2, 3]);
         let back = split_length_prefixed(&out, 4).unwrap();

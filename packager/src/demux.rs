@@ -17,20 +17,9 @@ pub enum DemuxEvent {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DemuxError {
     #[error("{stream}: FLV {what} at tag {tag} (timestamp {timestamp_ms} ms): {reason}")]
-    Flv {
-        stream: String,
-        what: &'static str,
-        tag: u64,
-        timestamp_ms: i64,
-        reason: String,
-    },
+    Flv { stream: String, what: &'static str, tag: u64, timestamp_ms: i64, reason: String },
     #[error("{stream}: MPEG-TS at byte {offset} (PID {pid:#x}): {reason}")]
-    Ts {
-        stream: String,
-        offset: u64,
-        pid: u16,
-        reason: String,
-    },
+    Ts { stream: String, offset: u64, pid: u16, reason: String },
     #[error("{stream}: codec configuration: {source}")]
     Codec {
         stream: String,

@@ -40,13 +40,7 @@ pub fn write_box(v: &mut Vec<u8>, fourcc: &[u8; 4], f: impl FnOnce(&mut Vec<u8>)
 }
 
 /// Write a full box (version and 24-bit flags before the body).
-pub fn write_full_box(
-    v: &mut Vec<u8>,
-    fourcc: &[u8; 4],
-    version: u8,
-    flags: u32,
-    f: impl FnOnce(&mut Vec<u8>),
-) {
+pub fn write_full_box(v: &mut Vec<u8>, fourcc: &[u8; 4], version: u8, flags: u32, f: impl FnOnce(&mut Vec<u8>)) {
     write_box(v, fourcc, |v| {
         put_u32(v, (u32::from(version) << 24) | (flags & 0x00ff_ffff));
         f(v);
@@ -134,11 +128,7 @@ fn write_trak(v: &mut Vec<u8>, track: &Track) {
                 put_u32(v, 0);
                 v.extend_from_slice(if is_audio { b"soun" } else { b"vide" });
                 v.extend_from_slice(&[0; 12]);
-                v.extend_from_slice(if is_audio {
-                    b"SoundHandler\0".as_slice()
-                } else {
-                    b"VideoHandler\0".as_slice()
-                });
+                v.extend_from_slice(if is_audio { b"SoundHandler\0".as_slice() } else { b"VideoHandler\0".as_slice() });
             });
             write_box(v, b"minf", |v| {
                 if is_audio {
@@ -221,11 +211,7 @@ fn write_mp4a(v: &mut Vec<u8>, c: &AacConfig, track: &Track) {
         put_u16(v, 16); // samplesize
         put_u16(v, 0);
         put_u16(v, 0);
-        let rate = if c.sample_rate <= 0xffff {
-            c.sample_rate << 16
-        } else {
-            0
-        };
+        let rate = if c.sample_rate <= 0xffff { c.sample_rate << 16 } else { 0 };
         put_u32(v, rate);
         write_full_box(v, b"esds", 0, 0, |v| {
             let mut dsi = Vec::new();
@@ -256,12 +242,7 @@ const FLAGS_NON_SYNC: u32 = 0x0101_0000; // depends_on = 1, is_non_sync_sample
 ///
 /// `sequence` goes into `mfhd`; `base_decode_time` into `tfdt`. Both are
 /// chosen by the caller from the timeline, never from a counter.
-pub fn fragment(
-    track: &Track,
-    sequence: u32,
-    base_decode_time: u64,
-    samples: &[FragSample<'_>],
-) -> Vec<u8> {
+pub fn fragment(track: &Track, sequence: u32, base_decode_time: u64, samples: &[FragSample<'_>]) -> Vec<u8> {
     let is_video = matches!(track.codec, CodecConfig::H264(_));
     let payload: usize = samples.iter().map(|s| s.data.len()).sum();
     let mut v = Vec::with_capacity(payload + 64 + samples.len() * 16);
@@ -273,11 +254,7 @@ pub fn fragment(
             write_full_box(v, b"tfhd", 0, 0x02_0000, |v| put_u32(v, track.id.0));
             write_full_box(v, b"tfdt", 1, 0, |v| put_u64(v, base_decode_time));
             // data-offset | duration | size (| flags | composition offset)
-            let flags = if is_video {
-                0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800
-            } else {
-                0x0001 | 0x0100 | 0x0200
-            };
+            let flags = if is_video { 0x0001 | 0x0100 | 0x0200 | 0x0400 | 0x0800 } else { 0x0001 | 0x0100 | 0x0200 };
             write_full_box(v, b"trun", u8::from(is_video), flags, |v| {
                 put_u32(v, samples.len() as u32);
                 data_offset_at = v.len();
@@ -302,4 +279,142 @@ pub fn fragment(
         v.extend_from_slice(s.data);
     }
     v
+}
+
+// ------------------------------------------------------------- inspect ---
+
+/// A readable box tree of an init segment, part or segment: one line per box
+/// with its size and the fields that identify it on the timeline. Used by
+/// golden snapshots and by `lockstep verify`; bounded and panic-free on any
+/// input.
+pub fn summarize(buf: &[u8]) -> Result<String, String> {
+    let mut out = String::new();
+    summarize_level(buf, 0, &mut out)?;
+    Ok(out)
+}
+
+const CONTAINERS: &[&[u8; 4]] = &[b"moov", b"trak", b"mdia", b"minf", b"stbl", b"mvex", b"moof", b"traf", b"dinf"];
+
+fn be32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at + 4)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn be64(b: &[u8], at: usize) -> Option<u64> {
+    Some((u64::from(be32(b, at)?) << 32) | u64::from(be32(b, at + 4)?))
+}
+
+fn summarize_level(buf: &[u8], depth: usize, out: &mut String) -> Result<(), String> {
+    use std::fmt::Write as _;
+    if depth > 8 {
+        return Err("boxes nested too deeply".into());
+    }
+    let mut at = 0usize;
+    while at < buf.len() {
+        let size = be32(buf, at).ok_or_else(|| format!("truncated box header at {at}"))? as usize;
+        let fourcc: [u8; 4] = buf
+            .get(at + 4..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .ok_or_else(|| format!("truncated box header at {at}"))?;
+        if size < 8 || at + size > buf.len() {
+            return Err(format!("box {} at {at}: bad size {size}", String::from_utf8_lossy(&fourcc)));
+        }
+        let body = &buf[at + 8..at + size];
+        let name = String::from_utf8_lossy(&fourcc).into_owned();
+        let _ = write!(out, "{:indent$}{name} {size}", "", indent = depth * 2);
+        match &fourcc {
+            b"ftyp" => {
+                let brands: Vec<String> = body.chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+                let _ = write!(out, " brands={}", brands.join(","));
+            }
+            b"mvhd" | b"mdhd" => {
+                let ts = if body.first() == Some(&1) { be32(body, 20) } else { be32(body, 12) };
+                let _ = write!(out, " timescale={}", ts.unwrap_or(0));
+            }
+            b"tkhd" => {
+                let id = if body.first() == Some(&1) { be32(body, 20) } else { be32(body, 12) };
+                let _ = write!(out, " track_id={}", id.unwrap_or(0));
+            }
+            b"mfhd" => {
+                let _ = write!(out, " sequence={}", be32(body, 4).unwrap_or(0));
+            }
+            b"tfdt" => {
+                let t = if body.first() == Some(&1) { be64(body, 4) } else { be32(body, 4).map(u64::from) };
+                let _ = write!(out, " base_media_decode_time={}", t.unwrap_or(0));
+            }
+            b"trun" => {
+                let flags = be32(body, 0).unwrap_or(0) & 0xff_ffff;
+                let count = be32(body, 4).unwrap_or(0);
+                let mut off = 8 + if flags & 1 != 0 { 4 } else { 0 } + if flags & 4 != 0 { 4 } else { 0 };
+                let per = [0x100, 0x200, 0x400, 0x800].iter().filter(|f| flags & **f != 0).count() * 4;
+                let mut total = 0u64;
+                let mut sync = 0u32;
+                for _ in 0..count.min(100_000) {
+                    if flags & 0x100 != 0 {
+                        total += u64::from(be32(body, off).unwrap_or(0));
+                    }
+                    if flags & 0x400 != 0 {
+                        let f = be32(
+                            body,
+                            off + if flags & 0x100 != 0 { 4 } else { 0 } + if flags & 0x200 != 0 { 4 } else { 0 },
+                        );
+                        if f.is_some_and(|f| f & 0x0001_0000 == 0) {
+                            sync += 1;
+                        }
+                    }
+                    off += per;
+                }
+                let _ = write!(out, " samples={count} duration={total}");
+                if flags & 0x400 != 0 {
+                    let _ = write!(out, " sync={sync}");
+                }
+            }
+            b"stsd" => {
+                // entry_count then sample entries: name the first one.
+                if let Some(e) = body.get(12..16) {
+                    let _ = write!(out, " entry={}", String::from_utf8_lossy(e));
+                }
+            }
+            _ => {}
+        }
+        out.push('\n');
+        if CONTAINERS.contains(&&fourcc) {
+            summarize_level(body, depth + 1, out)?;
+        }
+        at += size;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_box_patches_size_and_nests() {
+        let mut v = Vec::new();
+        write_box(&mut v, b"moof", |v| write_full_box(v, b"mfhd", 0, 0, |v| put_u32(v, 7)));
+        assert_eq!(v.len(), 8 + 16);
+        assert_eq!(&v[0..8], &[0, 0, 0, 24, b'm', b'o', b'o', b'f']);
+        assert_eq!(summarize(&v).as_deref(), Ok("moof 24\n  mfhd 16 sequence=7\n"));
+    }
+
+    #[test]
+    fn descriptor_sizes_use_minimal_expandable_encoding() {
+        let cases: &[(usize, &[u8])] =
+            &[(0, &[0x03, 0x00]), (127, &[0x03, 0x7f]), (128, &[0x03, 0x81, 0x00]), (300, &[0x03, 0x82, 0x2c])];
+        for (len, head) in cases {
+            let mut v = Vec::new();
+            write_descriptor(&mut v, 0x03, &vec![0u8; *len]);
+            assert_eq!(&v[..head.len()], *head, "len {len}");
+            assert_eq!(v.len(), head.len() + len);
+        }
+    }
+
+    #[test]
+    fn summarize_rejects_bad_sizes_without_panicking() {
+        for bad in [&[0u8, 0, 0, 4, b'm', b'o', b'o', b'v'][..], &[0, 0, 0, 99, b'x', b'x', b'x', b'x'], &[0, 0, 1]] {
+            assert!(summarize(bad).is_err());
+        }
+    }
 }

@@ -251,9 +251,7 @@ impl Segmenter {
         msn_base: i64,
     ) -> Segmenter {
         let ts = driver.1;
-        let part_budget = grid
-            .part_budget_ms
-            .map(|ms| Timescale::MILLIS.convert_floor(i64::from(ms), ts));
+        let part_budget = grid.part_budget_ms.map(|ms| Timescale::MILLIS.convert_floor(i64::from(ms), ts));
         let tolerance = Timescale::MILLIS.convert_ceil(i64::from(grid.tolerance_ms()), ts);
         Segmenter {
             grid,
@@ -467,14 +465,8 @@ impl Segmenter {
 
     fn open_segment(&mut self, msn: u64, cell: i64, t: i64, discontinuity: bool) {
         self.seg = Some(SegState { msn, cell, part_start: t, part: 0 });
-        self.driver.open = Some(OpenChunk {
-            msn,
-            part: 0,
-            starts_segment: true,
-            discontinuity,
-            start: t,
-            samples: Vec::new(),
-        });
+        self.driver.open =
+            Some(OpenChunk { msn, part: 0, starts_segment: true, discontinuity, start: t, samples: Vec::new() });
         self.boundaries.push_back(Boundary {
             time: MediaTime::new(t, self.driver.timescale),
             msn,
@@ -488,8 +480,7 @@ impl Segmenter {
     /// when `horizon` is None, at the end of the stream).
     fn drain_followers(&mut self, horizon: Option<MediaTime>, step: &mut Step) {
         for i in 0..self.followers.len() {
-            loop {
-                let Some(front) = self.followers[i].pending.front() else { break };
+            while let Some(front) = self.followers[i].pending.front() {
                 let at = MediaTime::new(front.dts, self.followers[i].timescale);
                 if let Some(h) = horizon {
                     if at.cmp_exact(h) == std::cmp::Ordering::Greater {
@@ -530,9 +521,8 @@ impl Segmenter {
             }
             // The new chunk starts at this sample if no later boundary also
             // precedes it.
-            let next_also_before = self
-                .boundary(idx + 1)
-                .is_some_and(|nb| nb.time.cmp_exact(at) != std::cmp::Ordering::Greater);
+            let next_also_before =
+                self.boundary(idx + 1).is_some_and(|nb| nb.time.cmp_exact(at) != std::cmp::Ordering::Greater);
             let next_dts = if b.discontinuity || next_also_before { None } else { Some(s.dts) };
             self.consume_boundary_with(i, next_dts, step);
         }

@@ -8,7 +8,7 @@ use crate::codec::AAC_FRAME_SAMPLES;
 use crate::fmp4::{self, FragSample};
 use crate::grid::{Chunk, GridNote, SegmentGrid, Segmenter, Start};
 use crate::media::{CodecConfig, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
-use crate::playlist::{self, History, LlHlsParams, PartEntry, Point, SegmentEntry};
+use crate::playlist::{self, History, LlHlsParams, LlHlsView, PartEntry, Point, SegmentEntry};
 use crate::ts_mux;
 
 /// LL-HLS output settings (OvenMediaEngine's `Publishers/LLHLS`).
@@ -72,10 +72,21 @@ pub enum ObjectKind {
     MasterPlaylist,
     /// A media playlist as of its newest point (replaced on every update).
     MediaPlaylist,
-    Init { track: TrackId },
-    Part { track: TrackId, msn: u64, part: u32 },
-    Segment { track: TrackId, msn: u64 },
-    TsSegment { msn: u64 },
+    Init {
+        track: TrackId,
+    },
+    Part {
+        track: TrackId,
+        msn: u64,
+        part: u32,
+    },
+    Segment {
+        track: TrackId,
+        msn: u64,
+    },
+    TsSegment {
+        msn: u64,
+    },
 }
 
 impl ObjectKind {
@@ -99,20 +110,56 @@ pub enum Event {
     /// No keyframe within tolerance of a segment boundary (the encoder's
     /// keyframe interval is longer than SegmentDuration allows): the segment
     /// was cut at a non-keyframe (`forced`) or at a late keyframe.
-    KeyframeIntervalTooLong { stream: String, format: Format, msn: u64, dts: i64, forced: bool },
+    KeyframeIntervalTooLong {
+        stream: String,
+        format: Format,
+        msn: u64,
+        dts: i64,
+        forced: bool,
+    },
     /// A part longer than PART-TARGET (variable frame durations).
-    PartOverTarget { stream: String, track: TrackId, msn: u64, part: u32, duration_ms: i64 },
+    PartOverTarget {
+        stream: String,
+        track: TrackId,
+        msn: u64,
+        part: u32,
+        duration_ms: i64,
+    },
     /// A segment whose EXTINF rounds above TARGETDURATION.
-    SegmentOverTarget { stream: String, format: Format, msn: u64, duration_ms: i64 },
+    SegmentOverTarget {
+        stream: String,
+        format: Format,
+        msn: u64,
+        duration_ms: i64,
+    },
     /// Timestamps jumped forward by more than a segment without a marked
     /// discontinuity; numbering continues by one.
-    TimelineGap { stream: String, format: Format, msn: u64, dts: i64 },
-    DroppedSample { stream: String, track: TrackId, dts: i64, reason: &'static str },
+    TimelineGap {
+        stream: String,
+        format: Format,
+        msn: u64,
+        dts: i64,
+    },
+    DroppedSample {
+        stream: String,
+        track: TrackId,
+        dts: i64,
+        reason: &'static str,
+    },
     /// The MPEG-TS writer rejected a segment's samples; the playlist keeps
     /// the entry (numbering stays contiguous) and the object is missing.
-    TsSegmentFailed { stream: String, msn: u64, reason: String },
+    TsSegmentFailed {
+        stream: String,
+        msn: u64,
+        reason: String,
+    },
     /// A part of one rendition has no media (the track had a gap).
-    EmptyPart { stream: String, track: TrackId, msn: u64, part: u32 },
+    EmptyPart {
+        stream: String,
+        track: TrackId,
+        msn: u64,
+        part: u32,
+    },
 }
 
 /// Which output format an event concerns.
@@ -201,13 +248,11 @@ fn default_duration(t: &Track) -> u32 {
             }
             _ => t.timescale.get() / 30,
         },
-        CodecConfig::Aac(_) => {
-            Timescale::new(match &t.codec {
-                CodecConfig::Aac(c) => c.sample_rate,
-                CodecConfig::H264(_) => 0,
-            })
-            .map_or(AAC_FRAME_SAMPLES, |sr| sr.convert_floor(i64::from(AAC_FRAME_SAMPLES), t.timescale) as u32)
-        }
+        CodecConfig::Aac(_) => Timescale::new(match &t.codec {
+            CodecConfig::Aac(c) => c.sample_rate,
+            CodecConfig::H264(_) => 0,
+        })
+        .map_or(AAC_FRAME_SAMPLES, |sr| sr.convert_floor(i64::from(AAC_FRAME_SAMPLES), t.timescale) as u32),
     }
     .max(1)
 }
@@ -332,7 +377,13 @@ impl Packager {
                 let grid = SegmentGrid { segment_ms: c.segment_duration_ms, part_budget_ms: None };
                 Some(Hls {
                     cfg: c.clone(),
-                    segmenter: Segmenter::new(grid, config.start, lane(driver), &follower_lanes, config.anchor.msn_offset),
+                    segmenter: Segmenter::new(
+                        grid,
+                        config.start,
+                        lane(driver),
+                        &follower_lanes,
+                        config.anchor.msn_offset,
+                    ),
                     history: History::new(),
                     pending: BTreeMap::new(),
                     started: false,
@@ -420,23 +471,17 @@ impl Packager {
     pub fn render_llhls_playlist(&self, track: TrackId, at: Point, skip: bool) -> Option<String> {
         let ll = self.ll.as_ref()?;
         let r = ll.renditions.iter().find(|r| r.track.id == track)?;
-        let others: Vec<&str> = ll
-            .renditions
-            .iter()
-            .filter(|o| o.track.id != track)
-            .map(|o| o.label.as_str())
-            .collect();
+        let others: Vec<&str> =
+            ll.renditions.iter().filter(|o| o.track.id != track).map(|o| o.label.as_str()).collect();
         let ended = self.finished && r.history.last_point() == Some(at);
-        playlist::render_llhls_media(
-            &r.track,
-            &r.history,
-            at,
-            &ll.params,
-            self.desc.program_date_time_base_ms,
-            &others,
-            skip,
-            ended,
-        )
+        let view = LlHlsView {
+            track: &r.track,
+            history: &r.history,
+            params: &ll.params,
+            pdt_base_ms: self.desc.program_date_time_base_ms,
+            reports: &others,
+        };
+        playlist::render_llhls_media(&view, at, skip, ended)
     }
 
     /// Static LL-HLS playlist parameters (for the delivery layer's limits).
@@ -449,7 +494,9 @@ impl Packager {
     fn event_from_note(&self, note: GridNote, format: Format) -> Event {
         let stream = self.desc.name.clone();
         match note {
-            GridNote::LateKeyframe { msn, dts, forced } => Event::KeyframeIntervalTooLong { stream, format, msn, dts, forced },
+            GridNote::LateKeyframe { msn, dts, forced } => {
+                Event::KeyframeIntervalTooLong { stream, format, msn, dts, forced }
+            }
             GridNote::TimelineGap { msn, dts } => Event::TimelineGap { stream, format, msn, dts },
             GridNote::DroppedSample { track, dts, reason } => Event::DroppedSample { stream, track, dts, reason },
             GridNote::EmptyFollowerChunk { track, msn, part } => Event::EmptyPart { stream, track, msn, part },
@@ -509,7 +556,8 @@ impl Packager {
                 .iter()
                 .map(|s| FragSample {
                     duration: s.duration,
-                    composition_offset: (s.sample.pts - s.sample.dts).clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+                    composition_offset: (s.sample.pts - s.sample.dts).clamp(i64::from(i32::MIN), i64::from(i32::MAX))
+                        as i32,
                     keyframe: s.sample.keyframe,
                     data: &s.sample.data,
                 })
@@ -554,7 +602,12 @@ impl Packager {
         e.parts.push(PartEntry { duration: c.duration, independent: c.independent(), gap });
         e.duration += c.duration;
         if gap {
-            self.out.push_back(Output::Event(Event::EmptyPart { stream: stream.clone(), track: c.track, msn: c.msn, part: c.part }));
+            self.out.push_back(Output::Event(Event::EmptyPart {
+                stream: stream.clone(),
+                track: c.track,
+                msn: c.msn,
+                part: c.part,
+            }));
         }
 
         let mut retire = Vec::new();
@@ -606,16 +659,17 @@ impl Packager {
 
         // The current media playlist.
         let at = Point { msn: c.msn, part: c.part };
-        let others: Vec<&str> = ll
-            .renditions
-            .iter()
-            .filter(|o| o.track.id != c.track)
-            .map(|o| o.label.as_str())
-            .collect();
+        let others: Vec<&str> =
+            ll.renditions.iter().filter(|o| o.track.id != c.track).map(|o| o.label.as_str()).collect();
         let r = &ll.renditions[ri];
-        if let Some(text) =
-            playlist::render_llhls_media(&r.track, &r.history, at, &ll.params, pdt_base, &others, false, false)
-        {
+        let view = LlHlsView {
+            track: &r.track,
+            history: &r.history,
+            params: &ll.params,
+            pdt_base_ms: pdt_base,
+            reports: &others,
+        };
+        if let Some(text) = playlist::render_llhls_media(&view, at, false, false) {
             self.out.push_back(Output::Object(Object {
                 name: playlist::media_playlist_name(&r.label),
                 kind: ObjectKind::MediaPlaylist,
@@ -632,13 +686,16 @@ impl Packager {
         let Some(ll) = &self.ll else { return };
         for r in &ll.renditions {
             let Some(at) = r.history.last_point() else { continue };
-            let others: Vec<&str> = ll
-                .renditions
-                .iter()
-                .filter(|o| o.track.id != r.track.id)
-                .map(|o| o.label.as_str())
-                .collect();
-            if let Some(text) = playlist::render_llhls_media(&r.track, &r.history, at, &ll.params, pdt_base, &others, false, true) {
+            let others: Vec<&str> =
+                ll.renditions.iter().filter(|o| o.track.id != r.track.id).map(|o| o.label.as_str()).collect();
+            let view = LlHlsView {
+                track: &r.track,
+                history: &r.history,
+                params: &ll.params,
+                pdt_base_ms: pdt_base,
+                reports: &others,
+            };
+            if let Some(text) = playlist::render_llhls_media(&view, at, false, true) {
                 self.out.push_back(Output::Object(Object {
                     name: playlist::media_playlist_name(&r.label),
                     kind: ObjectKind::MediaPlaylist,
@@ -670,9 +727,14 @@ impl Packager {
             let ended = self.hls.as_ref().map(|h| (h.history.clone(), h.driver_ts, h.cfg.clone()));
             if let Some((history, ts, cfg)) = ended {
                 let td = SegmentGrid { segment_ms: cfg.segment_duration_ms, part_budget_ms: None }.target_duration_s();
-                if let Some(text) =
-                    playlist::render_hls_media(&history, ts, td, cfg.segment_count, self.desc.program_date_time_base_ms, true)
-                {
+                if let Some(text) = playlist::render_hls_media(
+                    &history,
+                    ts,
+                    td,
+                    cfg.segment_count,
+                    self.desc.program_date_time_base_ms,
+                    true,
+                ) {
                     self.out.push_back(Output::Object(Object {
                         name: playlist::HLS_MEDIA.into(),
                         kind: ObjectKind::MediaPlaylist,
@@ -767,8 +829,7 @@ impl Packager {
             }
         }
         if !finishing {
-            if let Some(text) =
-                playlist::render_hls_media(&hls.history, ts, td, hls.cfg.segment_count, pdt_base, false)
+            if let Some(text) = playlist::render_hls_media(&hls.history, ts, td, hls.cfg.segment_count, pdt_base, false)
             {
                 self.out.push_back(Output::Object(Object {
                     name: playlist::HLS_MEDIA.into(),
@@ -779,4 +840,3 @@ impl Packager {
         }
     }
 }
-

@@ -161,11 +161,13 @@ pub const PART_RETENTION_TARGET_DURATIONS: u32 = 3;
 
 /// The segments shown in a playlist as of `at`: (complete segments in the
 /// window, the segment in progress with its parts up to `at`).
-fn window_as_of(
-    h: &History,
-    at: Point,
-    segment_count: u32,
-) -> Option<(Vec<&SegmentEntry>, Option<(&SegmentEntry, usize)>)> {
+struct Window<'a> {
+    complete: Vec<&'a SegmentEntry>,
+    /// The segment in progress and how many of its parts are shown.
+    partial: Option<(&'a SegmentEntry, usize)>,
+}
+
+fn window_as_of(h: &History, at: Point, segment_count: u32) -> Option<Window<'_>> {
     let i = h.find(at.msn)?;
     let cur = &h.entries[i];
     let nparts = at.part as usize + 1;
@@ -177,19 +179,29 @@ fn window_as_of(
     let first = last_complete.saturating_sub(segment_count as usize);
     let complete: Vec<&SegmentEntry> = h.entries.range(first..last_complete).collect();
     let partial = (!cur_complete).then_some((cur, nparts));
-    Some((complete, partial))
+    Some(Window { complete, partial })
 }
 
 /// The next part after `at` (for EXT-X-PRELOAD-HINT).
 fn next_point(h: &History, at: Point) -> Point {
-    let complete = h
-        .find(at.msn)
-        .is_some_and(|i| h.entries[i].complete && at.part as usize + 1 == h.entries[i].parts.len());
+    let complete =
+        h.find(at.msn).is_some_and(|i| h.entries[i].complete && at.part as usize + 1 == h.entries[i].parts.len());
     if complete {
         Point { msn: at.msn + 1, part: 0 }
     } else {
         Point { msn: at.msn, part: at.part + 1 }
     }
+}
+
+/// What an LL-HLS media playlist is rendered from.
+#[derive(Clone, Copy)]
+pub struct LlHlsView<'a> {
+    pub track: &'a Track,
+    pub history: &'a History,
+    pub params: &'a LlHlsParams,
+    pub pdt_base_ms: i64,
+    /// Labels of the other renditions (EXT-X-RENDITION-REPORT).
+    pub reports: &'a [&'a str],
 }
 
 /// Render an LL-HLS media playlist for `track` as of point `at`.
@@ -198,17 +210,9 @@ fn next_point(h: &History, at: Point) -> Point {
 /// renditions share segment and part boundaries, so each is reported at `at`.
 /// `skip` renders the delta update (EXT-X-SKIP). `ended` appends
 /// EXT-X-ENDLIST (only meaningful at the last point).
-pub fn render_llhls_media(
-    track: &Track,
-    h: &History,
-    at: Point,
-    p: &LlHlsParams,
-    pdt_base_ms: i64,
-    reports: &[&str],
-    skip: bool,
-    ended: bool,
-) -> Option<String> {
-    let (complete, partial) = window_as_of(h, at, p.segment_count)?;
+pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool) -> Option<String> {
+    let LlHlsView { track, history: h, params: p, pdt_base_ms, reports } = *v;
+    let Window { complete, partial } = window_as_of(h, at, p.segment_count)?;
     let label = track.label();
     let ts = track.timescale;
     let first = complete.first().copied().or(partial.map(|(e, _)| e))?;
@@ -311,11 +315,7 @@ pub fn render_llhls_media(
         s.push_str("#EXT-X-ENDLIST\n");
     } else {
         let next = next_point(h, at);
-        let _ = writeln!(
-            s,
-            "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"",
-            part_name(&label, next.msn, next.part)
-        );
+        let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_name(&label, next.msn, next.part));
     }
     for other in reports {
         let _ = writeln!(
@@ -399,7 +399,8 @@ fn stream_inf(desc: &StreamDescription, audio_group: Option<&str>) -> String {
         })
         .collect();
     let mut s = format!("#EXT-X-STREAM-INF:BANDWIDTH={bandwidth},CODECS=\"{}\"", codecs.join(","));
-    if let Some(CodecConfig::H264(c)) = desc.tracks.iter().map(|t| &t.codec).find(|c| matches!(c, CodecConfig::H264(_))) {
+    if let Some(CodecConfig::H264(c)) = desc.tracks.iter().map(|t| &t.codec).find(|c| matches!(c, CodecConfig::H264(_)))
+    {
         let _ = write!(s, ",RESOLUTION={}x{}", c.info.width, c.info.height);
         if let Some((num, den)) = c.info.frame_rate {
             let _ = write!(s, ",FRAME-RATE={}", fmt_frame_rate(num, den));
@@ -472,7 +473,7 @@ mod tests {
             (0, "1970-01-01T00:00:00.000Z"),
             (1_700_000_000_123, "2023-11-14T22:13:20.123Z"),
             (951_782_400_000, "2000-02-29T00:00:00.000Z"),
-            (1_795_250_150_999, "2026-11-21T05:55:50.999Z"),
+            (1_795_240_550_999, "2026-11-21T05:55:50.999Z"),
             (-1, "1969-12-31T23:59:59.999Z"),
         ];
         for (ms, want) in cases {

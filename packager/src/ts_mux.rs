@@ -67,9 +67,13 @@ const START_CODE: [u8; 4] = [0x00, 0x00, 0x00, 0x01];
 /// Largest raw AAC frame that fits the 13-bit ADTS `frame_length` together
 /// with the 7-byte header.
 const MAX_AAC_FRAME: usize = 0x1FFF - 7;
+/// Upper bound of the up-front output allocation (64 MiB).
+const MAX_PREALLOCATION: usize = 64 << 20;
 
-/// Why a segment could not be written. Every variant names the offending
-/// track and, for sample errors, the sample's DTS in its track timescale.
+/// Why a segment could not be written. Track errors name the track; sample
+/// errors name the sample's track and its DTS in that track's timescale.
+/// When several samples are bad, the error is about the first one in
+/// interleaved (output) order, except that unknown tracks are reported first.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum TsMuxError {
     /// `tracks` was empty.
@@ -97,11 +101,7 @@ pub enum TsMuxError {
     },
     /// An AAC frame does not fit an ADTS frame (13-bit frame length).
     #[error("track {track}: AAC frame at dts {dts} is {len} bytes, more than ADTS allows ({max})", max = MAX_AAC_FRAME)]
-    AacFrameTooLarge {
-        track: TrackId,
-        dts: i64,
-        len: usize,
-    },
+    AacFrameTooLarge { track: TrackId, dts: i64, len: usize },
 }
 
 /// Write one complete MPEG-TS segment.
@@ -121,30 +121,29 @@ pub fn mux_segment(tracks: &[&Track], samples: &[&Sample]) -> Result<Bytes, TsMu
     let program = Program::new(tracks)?;
 
     // Resolve every sample to its stream and decode time before writing a
-    // single byte, so errors do not depend on interleaving.
+    // single byte.
     let mut order: Vec<(i64, StreamSlot, &Sample)> = Vec::with_capacity(samples.len());
     for &sample in samples {
-        let (slot, track) = program
-            .lookup(sample.track)
-            .ok_or(TsMuxError::UnknownTrack {
-                track: sample.track,
-                dts: sample.dts,
-            })?;
+        let (slot, track) =
+            program.lookup(sample.track).ok_or(TsMuxError::UnknownTrack { track: sample.track, dts: sample.dts })?;
         let dts90 = track.timescale.convert_floor(sample.dts, Timescale::MPEG);
         order.push((dts90, slot, sample));
     }
     // `sort_by_key` is stable: equal keys keep input order.
     order.sort_by_key(|&(dts90, slot, _)| (dts90, slot));
 
-    let payload_bytes: usize = samples.iter().map(|s| s.data.len()).sum();
-    // PES overhead plus about 4/184 TS overhead, rounded generously.
-    let estimate = 2 * TS_PACKET_SIZE + (payload_bytes + samples.len() * 64) * 188 / 184;
+    // Payload plus PES/AUD/SPS/PPS overhead plus about 4/184 TS overhead.
+    // Only a capacity hint: saturating, and capped so that no input can ask
+    // for an absurd allocation up front (the buffer still grows as needed).
+    let estimate = samples
+        .iter()
+        .fold(2 * TS_PACKET_SIZE, |acc, s| {
+            acc.saturating_add(s.data.len().saturating_add(128).saturating_mul(188) / 184)
+        })
+        .min(MAX_PREALLOCATION);
     let mut w = TsWriter::with_capacity(estimate);
     w.write_section(PID_PAT, &pat_section());
-    w.write_section(
-        PID_PMT,
-        &pmt_section(program.video.is_some(), program.audio.is_some()),
-    );
+    w.write_section(PID_PMT, &pmt_section(program.video.is_some(), program.audio.is_some()));
 
     let mut pes = Vec::new();
     for (dts90, slot, sample) in order {
@@ -153,18 +152,14 @@ pub fn mux_segment(tracks: &[&Track], samples: &[&Sample]) -> Result<Bytes, TsMu
             StreamSlot::Video => {
                 // `lookup` only returns `Video` when there is a video track;
                 // the error arm is unreachable but keeps this panic-free.
-                let (track, avc) = program.video.ok_or(TsMuxError::UnknownTrack {
-                    track: sample.track,
-                    dts: sample.dts,
-                })?;
+                let (track, avc) =
+                    program.video.ok_or(TsMuxError::UnknownTrack { track: sample.track, dts: sample.dts })?;
                 let pts90 = track.timescale.convert_floor(sample.pts, Timescale::MPEG);
                 write_video_pes(&mut pes, track, avc, sample, pts90, dts90)?;
             }
             StreamSlot::Audio => {
-                let (track, aac) = program.audio.ok_or(TsMuxError::UnknownTrack {
-                    track: sample.track,
-                    dts: sample.dts,
-                })?;
+                let (track, aac) =
+                    program.audio.ok_or(TsMuxError::UnknownTrack { track: sample.track, dts: sample.dts })?;
                 let pts90 = track.timescale.convert_floor(sample.pts, Timescale::MPEG);
                 write_audio_pes(&mut pes, track, aac, sample, pts90)?;
             }
@@ -201,11 +196,7 @@ const fn crc32_mpeg2_table() -> [u32; 256] {
         let mut c = (i as u32) << 24;
         let mut bit = 0;
         while bit < 8 {
-            c = if c & 0x8000_0000 != 0 {
-                (c << 1) ^ 0x04C1_1DB7
-            } else {
-                c << 1
-            };
+            c = if c & 0x8000_0000 != 0 { (c << 1) ^ 0x04C1_1DB7 } else { c << 1 };
             bit += 1;
         }
         table[i] = c;
@@ -242,18 +233,12 @@ impl<'a> Program<'a> {
         if tracks.is_empty() {
             return Err(TsMuxError::NoTracks);
         }
-        let mut program = Program {
-            video: None,
-            audio: None,
-        };
+        let mut program = Program { video: None, audio: None };
         for (i, &track) in tracks.iter().enumerate() {
             if tracks.iter().take(i).any(|t| t.id == track.id) {
                 return Err(TsMuxError::DuplicateTrackId { track: track.id });
             }
-            let too_many = TsMuxError::TooManyTracks {
-                track: track.id,
-                kind: track.kind(),
-            };
+            let too_many = TsMuxError::TooManyTracks { track: track.id, kind: track.kind() };
             // Exhaustive on purpose: a new codec must decide how (and
             // whether) it is carried in MPEG-TS.
             match &track.codec {
@@ -307,17 +292,12 @@ fn write_video_pes(
     dts90: i64,
 ) -> Result<(), TsMuxError> {
     if sample.data.is_empty() {
-        return Err(TsMuxError::EmptySample {
-            track: track.id,
-            dts: sample.dts,
-        });
+        return Err(TsMuxError::EmptySample { track: track.id, dts: sample.dts });
     }
-    let nals = codec::split_length_prefixed(&sample.data, 4).map_err(|source| {
-        TsMuxError::MalformedNal {
-            track: track.id,
-            dts: sample.dts,
-            source,
-        }
+    let nals = codec::split_length_prefixed(&sample.data, 4).map_err(|source| TsMuxError::MalformedNal {
+        track: track.id,
+        dts: sample.dts,
+        source,
     })?;
     let pts = wrap33(pts90);
     let dts = wrap33(dts90);
@@ -353,17 +333,10 @@ fn write_audio_pes(
 ) -> Result<(), TsMuxError> {
     let frame = &sample.data;
     if frame.is_empty() {
-        return Err(TsMuxError::EmptySample {
-            track: track.id,
-            dts: sample.dts,
-        });
+        return Err(TsMuxError::EmptySample { track: track.id, dts: sample.dts });
     }
     if frame.len() > MAX_AAC_FRAME {
-        return Err(TsMuxError::AacFrameTooLarge {
-            track: track.id,
-            dts: sample.dts,
-            len: frame.len(),
-        });
+        return Err(TsMuxError::AacFrameTooLarge { track: track.id, dts: sample.dts, len: frame.len() });
     }
     let adts = aac.adts_header(frame.len());
     // After PES_packet_length: 3 flag/length bytes + 5 PTS bytes, then data.
@@ -428,10 +401,7 @@ fn pat_section() -> Vec<u8> {
 /// Program Map Table section (with CRC). Video is listed before audio.
 fn pmt_section(video: bool, audio: bool) -> Vec<u8> {
     let pcr_pid = if video { PID_VIDEO } else { PID_AUDIO };
-    let streams = [
-        (video, STREAM_TYPE_H264, PID_VIDEO),
-        (audio, STREAM_TYPE_AAC_ADTS, PID_AUDIO),
-    ];
+    let streams = [(video, STREAM_TYPE_H264, PID_VIDEO), (audio, STREAM_TYPE_AAC_ADTS, PID_AUDIO)];
     let mut body = Vec::with_capacity(32);
     body.extend_from_slice(&PROGRAM_NUMBER.to_be_bytes());
     body.extend_from_slice(&[0xC1, 0x00, 0x00]); // version 0, current, section 0/0
@@ -479,13 +449,7 @@ struct TsWriter {
 
 impl TsWriter {
     fn with_capacity(capacity: usize) -> TsWriter {
-        TsWriter {
-            out: Vec::with_capacity(capacity),
-            cc_pat: 0,
-            cc_pmt: 0,
-            cc_video: 0,
-            cc_audio: 0,
-        }
+        TsWriter { out: Vec::with_capacity(capacity), cc_pat: 0, cc_pmt: 0, cc_video: 0, cc_audio: 0 }
     }
 
     fn finish(self) -> Bytes {
@@ -534,11 +498,8 @@ impl TsWriter {
         let mut rest = pes;
         let mut is_first = true;
         while !rest.is_empty() {
-            let (pcr_base, random_access) = if is_first {
-                (first.pcr_base, first.random_access)
-            } else {
-                (None, false)
-            };
+            let (pcr_base, random_access) =
+                if is_first { (first.pcr_base, first.random_access) } else { (None, false) };
             // Adaptation field bytes this packet needs regardless of payload
             // size: length byte + flags byte (+ 6 PCR bytes).
             let mandatory = if pcr_base.is_some() {
@@ -549,11 +510,8 @@ impl TsWriter {
                 0
             };
             let capacity = TS_PAYLOAD_SIZE - mandatory;
-            let (payload_len, af_len) = if rest.len() >= capacity {
-                (capacity, mandatory)
-            } else {
-                (rest.len(), TS_PAYLOAD_SIZE - rest.len())
-            };
+            let (payload_len, af_len) =
+                if rest.len() >= capacity { (capacity, mandatory) } else { (rest.len(), TS_PAYLOAD_SIZE - rest.len()) };
             let cc = self.next_cc(pid);
             let start = self.out.len();
             self.write_header(pid, is_first, af_len > 0, cc);
@@ -602,22 +560,21 @@ mod tests {
     // ffmpeg 5.1 (`-f mpegts`, default PIDs) writes these PSI packets; the
     // rest of each packet is 0xFF.
     const FFMPEG_PAT: &[u8] = &[
-        0x47, 0x40, 0x00, 0x10, 0x00, 0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01,
-        0xF0, 0x00, 0x2A, 0xB1, 0x04, 0xB2,
+        0x47, 0x40, 0x00, 0x10, 0x00, 0x00, 0xB0, 0x0D, 0x00, 0x01, 0xC1, 0x00, 0x00, 0x00, 0x01, 0xF0, 0x00, 0x2A,
+        0xB1, 0x04, 0xB2,
     ];
     const FFMPEG_PMT_AV: &[u8] = &[
-        0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x17, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x00,
-        0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x00, 0x0F, 0xE1, 0x01, 0xF0, 0x00, 0x2F, 0x44, 0xB9,
-        0x9B,
+        0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x17, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x00, 0xF0, 0x00, 0x1B,
+        0xE1, 0x00, 0xF0, 0x00, 0x0F, 0xE1, 0x01, 0xF0, 0x00, 0x2F, 0x44, 0xB9, 0x9B,
     ];
     const FFMPEG_PMT_VIDEO: &[u8] = &[
-        0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x12, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x00,
-        0xF0, 0x00, 0x1B, 0xE1, 0x00, 0xF0, 0x00, 0x15, 0xBD, 0x4D, 0x56,
+        0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x12, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x00, 0xF0, 0x00, 0x1B,
+        0xE1, 0x00, 0xF0, 0x00, 0x15, 0xBD, 0x4D, 0x56,
     ];
     // `-streamid 0:0x101`, audio only: PCR_PID is the audio PID.
     const FFMPEG_PMT_AUDIO: &[u8] = &[
-        0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x12, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x01,
-        0xF0, 0x00, 0x0F, 0xE1, 0x01, 0xF0, 0x00, 0xEC, 0xE2, 0xB0, 0x94,
+        0x47, 0x50, 0x00, 0x10, 0x00, 0x02, 0xB0, 0x12, 0x00, 0x01, 0xC1, 0x00, 0x00, 0xE1, 0x01, 0xF0, 0x00, 0x0F,
+        0xE1, 0x01, 0xF0, 0x00, 0xEC, 0xE2, 0xB0, 0x94,
     ];
 
     const SPS: &[u8] = &[0x67, 0x64, 0x00, 0x1F, 0xAC, 0xD9];
@@ -681,22 +638,11 @@ mod tests {
     }
 
     fn sample(track: u32, dts: i64, pts: i64, keyframe: bool, data: Bytes) -> Sample {
-        Sample {
-            track: TrackId(track),
-            dts,
-            pts,
-            keyframe,
-            data,
-            discontinuity: false,
-        }
+        Sample { track: TrackId(track), dts, pts, keyframe, data, discontinuity: false }
     }
 
     fn video(dts: i64, pts: i64, keyframe: bool) -> Sample {
-        let data = if keyframe {
-            lp(&[SEI, IDR])
-        } else {
-            lp(&[SLICE])
-        };
+        let data = if keyframe { lp(&[SEI, IDR]) } else { lp(&[SLICE]) };
         sample(1, dts, pts, keyframe, data)
     }
 
@@ -727,11 +673,7 @@ mod tests {
                 } else {
                     (None, 4)
                 };
-                let payload = if afc & 1 != 0 {
-                    p[start..].to_vec()
-                } else {
-                    Vec::new()
-                };
+                let payload = if afc & 1 != 0 { p[start..].to_vec() } else { Vec::new() };
                 Pkt {
                     pid: (u16::from(p[1] & 0x1F) << 8) | u16::from(p[2]),
                     pusi: p[1] & 0x40 != 0,
@@ -868,18 +810,9 @@ mod tests {
     #[test]
     fn pes_packetisation_and_stuffing() {
         // (PES length, first-packet fields, expected packet count)
-        let none = FirstPacketFields {
-            pcr_base: None,
-            random_access: false,
-        };
-        let rai = FirstPacketFields {
-            pcr_base: None,
-            random_access: true,
-        };
-        let pcr = FirstPacketFields {
-            pcr_base: Some(123_456),
-            random_access: true,
-        };
+        let none = FirstPacketFields { pcr_base: None, random_access: false };
+        let rai = FirstPacketFields { pcr_base: None, random_access: true };
+        let pcr = FirstPacketFields { pcr_base: Some(123_456), random_access: true };
         let cases = [
             (1, none, 1),
             (182, none, 1), // adaptation field: length byte + flags byte
@@ -963,11 +896,7 @@ mod tests {
             assert_eq!(has_pcr, p.pid == PID_VIDEO && p.pusi, "{p:?}");
         }
         let video_units = pes_units(&ts, PID_VIDEO);
-        let want = [
-            (9000, 12000, true),
-            (12000, 18000, false),
-            (15000, 15000, false),
-        ];
+        let want = [(9000, 12000, true), (12000, 18000, false), (15000, 15000, false)];
         assert_eq!(video_units.len(), want.len());
         for ((af, pes), (dts, pts, key)) in video_units.iter().zip(want) {
             let af = af.as_deref().expect("adaptation field for PCR");
@@ -992,9 +921,7 @@ mod tests {
             assert_eq!(dts, None);
             // ADTS header: syncword, no CRC, frame length = header + frame.
             assert_eq!(&body[..2], &[0xFF, 0xF1]);
-            let frame_len = (usize::from(body[3] & 3) << 11)
-                | (usize::from(body[4]) << 3)
-                | usize::from(body[5] >> 5);
+            let frame_len = (usize::from(body[3] & 3) << 11) | (usize::from(body[4]) << 3) | usize::from(body[5] >> 5);
             assert_eq!(frame_len, 7 + 300);
             assert_eq!(body.len(), frame_len);
             assert!(body[7..].iter().all(|&b| b == 0x21));
@@ -1029,14 +956,8 @@ mod tests {
         let cases: &[(Sample, &[&[u8]])] = &[
             (video(0, 0, true), &[SPS, PPS, SEI, IDR]),
             (video(0, 0, false), &[SLICE]),
-            (
-                sample(1, 0, 0, true, lp(&with_in_band)),
-                &[SPS, PPS, SEI, IDR],
-            ),
-            (
-                sample(1, 0, 0, false, lp(&[IN_BAND_AUD, SPS, PPS, SLICE])),
-                &[SLICE],
-            ),
+            (sample(1, 0, 0, true, lp(&with_in_band)), &[SPS, PPS, SEI, IDR]),
+            (sample(1, 0, 0, false, lp(&[IN_BAND_AUD, SPS, PPS, SLICE])), &[SLICE]),
             // Empty NAL units are dropped rather than written as bare start
             // codes.
             (sample(1, 0, 0, false, lp(&[&[], SLICE])), &[SLICE]),
@@ -1075,8 +996,7 @@ mod tests {
             .into_iter()
             .filter(|p| p.pusi && p.pid != PID_PAT && p.pid != PID_PMT)
             .map(|p| {
-                let (pts, dts, body) = pes_fields(&p.payload);
-                let _ = body;
+                let (pts, dts, _) = pes_fields(&p.payload);
                 (p.pid, dts.unwrap_or(pts))
             })
             .collect();
@@ -1154,53 +1074,28 @@ mod tests {
         let fits = audio(1024, MAX_AAC_FRAME);
         let ok = video(0, 0, true);
         let stranger = sample(9, 42, 42, true, lp(&[IDR]));
-        let truncated = sample(
-            1,
-            77,
-            77,
-            true,
-            Bytes::from_static(&[0, 0, 0, 9, 0x65, 0x88]),
-        );
+        let truncated = sample(1, 77, 77, true, Bytes::from_static(&[0, 0, 0, 9, 0x65, 0x88]));
         let short_prefix = sample(1, 78, 78, true, Bytes::from_static(&[0, 0, 1]));
         let empty_video = sample(1, 79, 79, true, Bytes::new());
         let empty_audio = sample(2, 80, 80, true, Bytes::new());
 
         assert_eq!(mux_segment(&[], &[]), Err(TsMuxError::NoTracks));
-        assert_eq!(
-            mux_segment(&[&v, &a_same_id], &[]),
-            Err(TsMuxError::DuplicateTrackId { track: TrackId(1) })
-        );
+        assert_eq!(mux_segment(&[&v, &a_same_id], &[]), Err(TsMuxError::DuplicateTrackId { track: TrackId(1) }));
         assert_eq!(
             mux_segment(&[&v, &a, &v2], &[]),
-            Err(TsMuxError::TooManyTracks {
-                track: TrackId(3),
-                kind: TrackKind::Video
-            })
+            Err(TsMuxError::TooManyTracks { track: TrackId(3), kind: TrackKind::Video })
         );
         assert_eq!(
             mux_segment(&[&v, &a], &[&ok, &stranger]),
-            Err(TsMuxError::UnknownTrack {
-                track: TrackId(9),
-                dts: 42
-            })
+            Err(TsMuxError::UnknownTrack { track: TrackId(9), dts: 42 })
         );
         assert_eq!(
             mux_segment(&[&v, &a], &[&ok, &huge]),
-            Err(TsMuxError::AacFrameTooLarge {
-                track: TrackId(2),
-                dts: 1024,
-                len: MAX_AAC_FRAME + 1
-            })
+            Err(TsMuxError::AacFrameTooLarge { track: TrackId(2), dts: 1024, len: MAX_AAC_FRAME + 1 })
         );
         assert!(mux_segment(&[&v, &a], &[&ok, &fits]).is_ok());
         for (s, dts) in [(&empty_video, 79), (&empty_audio, 80)] {
-            assert_eq!(
-                mux_segment(&[&v, &a], &[s]),
-                Err(TsMuxError::EmptySample {
-                    track: s.track,
-                    dts
-                })
-            );
+            assert_eq!(mux_segment(&[&v, &a], &[s]), Err(TsMuxError::EmptySample { track: s.track, dts }));
         }
         for (s, dts) in [(&truncated, 77), (&short_prefix, 78)] {
             match mux_segment(&[&v, &a], &[&ok, s]) {
@@ -1210,11 +1105,7 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
-        let msg = TsMuxError::UnknownTrack {
-            track: TrackId(9),
-            dts: 42,
-        }
-        .to_string();
+        let msg = TsMuxError::UnknownTrack { track: TrackId(9), dts: 42 }.to_string();
         assert!(msg.contains("track 9") && msg.contains("42"), "{msg}");
     }
 
@@ -1235,19 +1126,10 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|_| next() as u8).collect();
             let track = 1 + (round % 2) as u32;
             let dts = i64::from(next() as i32) * 1_000_003;
-            let s = sample(
-                track,
-                dts,
-                dts.wrapping_add(i64::from(next() % 9000)),
-                round % 3 == 0,
-                Bytes::from(data),
-            );
+            let s = sample(track, dts, dts.wrapping_add(i64::from(next() % 9000)), round % 3 == 0, Bytes::from(data));
             let _ = mux_segment(&[&v, &a], &[&s]);
         }
-        let extreme = [
-            video(i64::MAX, i64::MIN, true),
-            video(i64::MIN, i64::MAX, false),
-        ];
+        let extreme = [video(i64::MAX, i64::MIN, true), video(i64::MIN, i64::MAX, false)];
         let refs: Vec<&Sample> = extreme.iter().collect();
         assert!(mux_segment(&[&v, &a], &refs).is_ok());
     }

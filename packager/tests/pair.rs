@@ -1,0 +1,177 @@
+//! The pair property (contract §1, §6): two packagers fed the same samples
+//! produce byte-identical objects for everything both produce, whatever
+//! their start point, batch sizes or track interleaving.
+
+#[path = "support/golden.rs"]
+mod golden;
+
+use golden::*;
+use lockstep_packager::{Config, Point, Sample, Start, TrackKind};
+
+/// A short window so that a joined packager's playlists cover a full window
+/// within the golden inputs' length.
+fn pair_config(case: &str) -> Config {
+    let mut c = case_config(case);
+    if let Some(ll) = &mut c.llhls {
+        ll.segment_count = 3;
+    }
+    if let Some(h) = &mut c.hls {
+        h.segment_count = 3;
+    }
+    c
+}
+
+/// Every media object `b` published is in `a` with the same bytes; returns
+/// how many were compared.
+fn assert_subset(case: &str, what: &str, a: &Collected, b: &Collected) -> usize {
+    let mut n = 0;
+    for name in b.media_names() {
+        let Some(theirs) = a.objects.get(name) else {
+            panic!("{case}: {what}: {name} published only by the second packager");
+        };
+        assert!(theirs == &b.objects[name], "{case}: {what}: {name} differs");
+        n += 1;
+    }
+    n
+}
+
+/// Playlists rendered as of every point both packagers can render with a
+/// full window are identical; returns how many were compared.
+fn assert_same_playlists(case: &str, what: &str, a: &Run, b: &Run, window: u64) -> usize {
+    let mut n = 0;
+    for (track, _) in b.packager.renditions() {
+        let Some(last) = b.packager.last_point(track) else { continue };
+        let first =
+            b.c.media_names()
+                .iter()
+                .filter_map(|name| match b.c.kinds[*name] {
+                    lockstep_packager::ObjectKind::Segment { track: t, msn } if t == track => Some(msn),
+                    _ => None,
+                })
+                .min();
+        let Some(first) = first else { continue };
+        for msn in first + window..=last.msn {
+            for part in 0..16 {
+                let at = Point { msn, part };
+                for skip in [false, true] {
+                    let (Some(x), Some(y)) = (
+                        a.packager.render_llhls_playlist(track, at, skip),
+                        b.packager.render_llhls_playlist(track, at, skip),
+                    ) else {
+                        continue;
+                    };
+                    assert_eq!(x, y, "{case}: {what}: playlist of track {track} as of {msn}.{part} (skip={skip})");
+                    n += 1;
+                }
+            }
+        }
+    }
+    n
+}
+
+fn joined_at(case: &str, fraction_percent: usize, batch: usize) {
+    let input = load(case);
+    let config = pair_config(case);
+    let a = run_samples(&input.desc, config.clone(), &input.samples, 1);
+    let k = input.samples.len() * fraction_percent / 100;
+    let b = run_samples(&input.desc, Config { start: Start::Joined, ..config }, &input.samples[k..], batch);
+    let what = format!("joined at sample {k} ({fraction_percent}%), batch {batch}");
+    let n = assert_subset(case, &what, &a.c, &b.c);
+    assert!(n >= 6, "{case}: {what}: only {n} objects compared");
+    let p = assert_same_playlists(case, &what, &a, &b, 3);
+    // The golden inputs are long enough for a full 3-segment window after
+    // joining at 30%.
+    if fraction_percent <= 30 {
+        assert!(p > 0, "{case}: {what}: no playlist compared");
+    }
+    // Nothing before the first whole segment: the joined packager's first
+    // segment starts after its first sample.
+    let first_dts = input.samples[k..].iter().map(|s| (s.track, s.dts)).collect::<Vec<_>>();
+    assert!(!first_dts.is_empty());
+}
+
+/// Move every sample of `kind` `shift` positions later (or earlier for a
+/// negative shift) in the interleave, keeping each track's own order.
+fn reinterleave(
+    samples: &[Sample],
+    desc: &lockstep_packager::StreamDescription,
+    kind: TrackKind,
+    shift: isize,
+) -> Vec<Sample> {
+    let is_kind = |s: &Sample| desc.track(s.track).is_some_and(|t| t.kind() == kind);
+    let mut keyed: Vec<(isize, usize, Sample)> = samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (if is_kind(s) { i as isize + shift } else { i as isize }, i, s.clone()))
+        .collect();
+    keyed.sort_by_key(|(k, i, _)| (*k, *i));
+    let out: Vec<Sample> = keyed.into_iter().map(|(_, _, s)| s).collect();
+    // Per-track order is preserved.
+    for t in &desc.tracks {
+        let x: Vec<i64> = samples.iter().filter(|s| s.track == t.id).map(|s| s.dts).collect();
+        let y: Vec<i64> = out.iter().filter(|s| s.track == t.id).map(|s| s.dts).collect();
+        assert_eq!(x, y);
+    }
+    out
+}
+
+fn interleave_independent(case: &str) {
+    let input = load(case);
+    let config = pair_config(case);
+    let a = run_samples(&input.desc, config.clone(), &input.samples, 1);
+    for (kind, shift, batch) in [(TrackKind::Audio, 60, 1), (TrackKind::Video, 45, 13), (TrackKind::Audio, -40, 64)] {
+        let samples = reinterleave(&input.samples, &input.desc, kind, shift);
+        let b = run_samples(&input.desc, config.clone(), &samples, batch);
+        let what = format!("{kind:?} shifted by {shift}, batch {batch}");
+        let n = assert_subset(case, &what, &a.c, &b.c);
+        let m = assert_subset(case, &what, &b.c, &a.c);
+        assert_eq!(n, m, "{case}: {what}: both publish the same set of objects");
+        assert!(assert_same_playlists(case, &what, &a, &b, 0) > 0);
+        // The final playlists, too.
+        for (name, text) in a.c.playlist_versions.iter().rev().take(3) {
+            let theirs = b.c.objects.get(name).map(|x| String::from_utf8_lossy(x).into_owned());
+            if a.c.objects[name] == text.as_bytes() {
+                assert_eq!(theirs.as_deref(), Some(text.as_str()), "{case}: {what}: final {name}");
+            }
+        }
+    }
+}
+
+macro_rules! pair_cases {
+    ($($case:ident),*) => {
+        mod joined {
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    joined_at(stringify!($case), 30, 7);
+                    joined_at(stringify!($case), 55, 1);
+                }
+            )*
+        }
+        mod interleave {
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    interleave_independent(stringify!($case));
+                }
+            )*
+        }
+    };
+}
+
+pair_cases!(avc30_gop1, avc2997_gop2, scenecut, audio_only, video_only, far_timestamps);
+
+/// The MPEG-TS demuxer gives the same samples however the bytes are split.
+#[test]
+fn ts_chunking_does_not_change_samples() {
+    for case in ["avc2997_gop2", "audio_only", "far_timestamps"] {
+        let reference = load_chunked(case, 188 * 7);
+        for chunk in [1usize, 100, 188, 4093] {
+            let other = load_chunked(case, chunk);
+            assert_eq!(reference.desc, other.desc, "{case}: chunk {chunk}");
+            assert!(reference.samples == other.samples, "{case}: chunk {chunk}: samples differ");
+        }
+    }
+}
