@@ -598,3 +598,466 @@ impl<'a> Amf<'a> {
         Some(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
+    /// x264 1280x720 High SPS/PPS and the avcC ffmpeg's FLV muxer writes.
+    const SPS: &str = "6764001facd9405005bb0110000003001000000303c0f1831960";
+    const PPS: &str = "68ebe3cb22c0";
+    /// x264 320x240 High SPS (a different configuration).
+    const SPS_320: &str = "6764000dacd94141fb0110000003001000000303c0f1429960";
+
+    fn avcc(len_size: u8) -> Vec<u8> {
+        let mut v = hex(&format!("0164001fffe1001a{SPS}010006{PPS}fdf8f800"));
+        v[4] = 0xfc | (len_size - 1);
+        v
+    }
+
+    fn video_tag(frame_type: u8, packet_type: u8, cts: i32, payload: &[u8]) -> Bytes {
+        let c = cts.to_be_bytes();
+        let mut v = vec![(frame_type << 4) | 7, packet_type, c[1], c[2], c[3]];
+        v.extend_from_slice(payload);
+        Bytes::from(v)
+    }
+
+    fn nalus(len_size: usize, nals: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for n in nals {
+            v.extend_from_slice(&n.len().to_be_bytes()[8 - len_size..]);
+            v.extend_from_slice(n);
+        }
+        v
+    }
+
+    fn audio_tag(packet_type: u8, payload: &[u8]) -> Bytes {
+        let mut v = vec![0xaf, packet_type];
+        v.extend_from_slice(payload);
+        Bytes::from(v)
+    }
+
+    fn amf_string(v: &mut Vec<u8>, s: &str) {
+        v.push(2);
+        v.extend_from_slice(&(s.len() as u16).to_be_bytes());
+        v.extend_from_slice(s.as_bytes());
+    }
+
+    fn amf_key(v: &mut Vec<u8>, k: &str) {
+        v.extend_from_slice(&(k.len() as u16).to_be_bytes());
+        v.extend_from_slice(k.as_bytes());
+    }
+
+    fn amf_number(v: &mut Vec<u8>, n: f64) {
+        v.push(0);
+        v.extend_from_slice(&n.to_be_bytes());
+    }
+
+    /// An ffmpeg-like onMetaData with extra value types before the rates.
+    fn metadata(set_data_frame: bool, video_kbps: f64, audio_kbps: f64) -> Bytes {
+        let mut v = Vec::new();
+        if set_data_frame {
+            amf_string(&mut v, "@setDataFrame");
+        }
+        amf_string(&mut v, "onMetaData");
+        v.extend_from_slice(&[8, 0, 0, 0, 9]);
+        amf_key(&mut v, "duration");
+        amf_number(&mut v, 2.0);
+        amf_key(&mut v, "encoder");
+        amf_string(&mut v, "Lavf59.27.100");
+        amf_key(&mut v, "stereo");
+        v.extend_from_slice(&[1, 1]);
+        amf_key(&mut v, "nested");
+        v.push(3);
+        amf_key(&mut v, "videodatarate"); // nested: must not count
+        amf_number(&mut v, 1.0);
+        amf_key(&mut v, "list");
+        v.extend_from_slice(&[10, 0, 0, 0, 2]);
+        amf_number(&mut v, 1.0);
+        v.push(5);
+        v.extend_from_slice(&[0, 0, 9]);
+        amf_key(&mut v, "date");
+        v.push(11);
+        v.extend_from_slice(&[0; 10]);
+        amf_key(&mut v, "videodatarate");
+        amf_number(&mut v, video_kbps);
+        amf_key(&mut v, "audiodatarate");
+        amf_number(&mut v, audio_kbps);
+        amf_key(&mut v, "undef");
+        v.push(6);
+        v.extend_from_slice(&[0, 0, 9]);
+        Bytes::from(v)
+    }
+
+    fn track(ev: &DemuxEvent) -> &Track {
+        match ev {
+            DemuxEvent::Track(t) => t,
+            other => panic!("expected a Track event, got {other:?}"),
+        }
+    }
+
+    fn sample(ev: &DemuxEvent) -> &Sample {
+        match ev {
+            DemuxEvent::Sample(s) => s,
+            other => panic!("expected a Sample event, got {other:?}"),
+        }
+    }
+
+    const AUD: &[u8] = &[0x09, 0xf0];
+    const SEI: &[u8] = &[0x06, 0x05, 0x01, 0xaa, 0x80];
+    const IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00];
+    const NON_IDR: &[u8] = &[0x41, 0x9a, 0x21];
+
+    #[test]
+    fn basic_flow() {
+        let mut d = FlvDemuxer::new("live/test");
+        assert_eq!(d.push(18, 0, &metadata(false, 2500.0, 128.0)), Ok(vec![]));
+
+        let ev = d.push(9, 0, &video_tag(1, 0, 0, &avcc(4))).unwrap();
+        assert_eq!(ev.len(), 1);
+        let t = track(&ev[0]);
+        assert_eq!(t.id, TrackId(1));
+        assert_eq!(t.timescale, Timescale::MPEG);
+        assert_eq!(t.bitrate_hint, Some(2_500_000));
+        assert_eq!(t.codec, CodecConfig::H264(AvcConfig::from_avcc(&avcc(4)).unwrap()));
+
+        let ev = d.push(8, 0, &audio_tag(0, &[0x12, 0x10])).unwrap();
+        let t = track(&ev[0]);
+        assert_eq!(t.id, TrackId(2));
+        assert_eq!(t.timescale.get(), 44100);
+        assert_eq!(t.bitrate_hint, Some(128_000));
+        assert!(matches!(&t.codec, CodecConfig::Aac(c) if c.channels == 2));
+
+        let body = nalus(4, &[AUD, SEI, IDR]);
+        let ev = d.push(9, 1000, &video_tag(1, 1, 67, &body)).unwrap();
+        assert_eq!(ev.len(), 1);
+        let s = sample(&ev[0]);
+        assert_eq!((s.track, s.dts, s.pts, s.keyframe, s.discontinuity), (TrackId(1), 90_000, 96_030, true, false));
+        assert_eq!(&s.data[..], &nalus(4, &[SEI, IDR])[..]);
+
+        let ev = d.push(8, 23, &audio_tag(1, &[0x21, 0x1b, 0x80])).unwrap();
+        let s = sample(&ev[0]);
+        assert_eq!((s.track, s.dts, s.pts, s.keyframe), (TrackId(2), 1014, 1014, true));
+        assert_eq!(&s.data[..], &[0x21, 0x1b, 0x80]);
+
+        // End of sequence and unknown tag types are ignored.
+        assert_eq!(d.push(9, 2000, &video_tag(1, 2, 0, &[])), Ok(vec![]));
+        assert_eq!(d.push(7, 2000, &Bytes::from_static(&[1, 2, 3])), Ok(vec![]));
+    }
+
+    #[test]
+    fn sequence_headers_only_on_change() {
+        let mut d = FlvDemuxer::new("s");
+        assert_eq!(d.push(9, 0, &video_tag(1, 0, 0, &avcc(4))).unwrap().len(), 1);
+        assert_eq!(d.push(9, 0, &video_tag(1, 0, 0, &avcc(4))), Ok(vec![]));
+        let ev = d.push(9, 0, &video_tag(1, 0, 0, &avcc(2))).unwrap();
+        assert!(matches!(&track(&ev[0]).codec, CodecConfig::H264(c) if c.nal_length_size == 2));
+
+        assert_eq!(d.push(8, 0, &audio_tag(0, &[0x12, 0x10])).unwrap().len(), 1);
+        assert_eq!(d.push(8, 0, &audio_tag(0, &[0x12, 0x10])), Ok(vec![]));
+        let ev = d.push(8, 0, &audio_tag(0, &[0x11, 0x90])).unwrap();
+        assert_eq!(track(&ev[0]).timescale.get(), 48000);
+    }
+
+    #[test]
+    fn samples_before_config_are_dropped() {
+        let mut d = FlvDemuxer::new("s");
+        let body = nalus(4, &[IDR]);
+        assert_eq!(d.push(9, 0, &video_tag(1, 1, 0, &body)), Ok(vec![]));
+        assert_eq!(d.push(8, 0, &audio_tag(1, &[1, 2])), Ok(vec![]));
+        // Even garbage NAL framing is not looked at before the config.
+        assert_eq!(d.push(9, 0, &video_tag(1, 1, 0, &[0, 0, 9])), Ok(vec![]));
+    }
+
+    #[test]
+    fn empty_after_stripping_gives_no_sample() {
+        let mut d = FlvDemuxer::new("s");
+        d.push(9, 0, &video_tag(1, 0, 0, &avcc(4))).unwrap();
+        d.push(8, 0, &audio_tag(0, &[0x12, 0x10])).unwrap();
+        assert_eq!(d.push(9, 40, &video_tag(2, 1, 0, &nalus(4, &[AUD]))), Ok(vec![]));
+        assert_eq!(d.push(9, 40, &video_tag(2, 1, 0, &[])), Ok(vec![]));
+        assert_eq!(d.push(8, 40, &audio_tag(1, &[])), Ok(vec![]));
+        // In-band parameter sets equal to the configuration: nothing.
+        let sps = hex(SPS);
+        let pps = hex(PPS);
+        assert_eq!(d.push(9, 40, &video_tag(1, 1, 0, &nalus(4, &[AUD, &sps, &pps]))), Ok(vec![]));
+    }
+
+    #[test]
+    fn in_band_parameter_set_change() {
+        let mut d = FlvDemuxer::new("s");
+        d.push(9, 0, &video_tag(1, 0, 0, &avcc(2))).unwrap();
+        let sps = hex(SPS);
+        let pps = hex(PPS);
+        let sps2 = hex(SPS_320);
+        // Same SPS/PPS in-band: just the sample, without them.
+        let ev = d.push(9, 0, &video_tag(1, 1, 0, &nalus(2, &[&sps, &pps, IDR]))).unwrap();
+        assert_eq!(ev.len(), 1);
+        assert_eq!(&sample(&ev[0]).data[..], &nalus(4, &[IDR])[..]);
+
+        // A new SPS in-band: Track (built from SPS/PPS) first, then the sample.
+        let ev = d.push(9, 40, &video_tag(1, 1, 0, &nalus(2, &[AUD, &sps2, &pps, IDR]))).unwrap();
+        assert_eq!(ev.len(), 2);
+        let want = AvcConfig::from_sps_pps(&[Bytes::from(sps2.clone())], &[Bytes::from(pps)]).unwrap();
+        assert_eq!(track(&ev[0]).codec, CodecConfig::H264(want.clone()));
+        assert_eq!(want.info.width, 320);
+        assert_eq!(&sample(&ev[1]).data[..], &nalus(4, &[IDR])[..]);
+        assert_eq!(d.video_config(), Some(&want));
+
+        // The source still uses 2-byte lengths although the new config says 4.
+        let ev = d.push(9, 80, &video_tag(2, 1, 0, &nalus(2, &[NON_IDR]))).unwrap();
+        let s = sample(&ev[0]);
+        assert!(!s.keyframe);
+        assert_eq!(&s.data[..], &nalus(4, &[NON_IDR])[..]);
+
+        // Repeating the new SPS is not a change.
+        let ev = d.push(9, 120, &video_tag(1, 1, 0, &nalus(2, &[&sps2, IDR]))).unwrap();
+        assert_eq!(ev.len(), 1);
+
+        // A bad in-band SPS is an error.
+        let e = d.push(9, 160, &video_tag(1, 1, 0, &nalus(2, &[&[0x67, 0x64], IDR]))).unwrap_err();
+        assert!(e.to_string().contains("in-band parameter sets"), "{e}");
+    }
+
+    #[test]
+    fn timestamps_and_keyframes() {
+        let mut d = FlvDemuxer::new("s");
+        d.push(9, 0, &video_tag(1, 0, 0, &avcc(1))).unwrap();
+        // Negative composition offset (-1 ms) and an IDR in a frame-type-2 tag.
+        let ev = d.push(9, 100, &video_tag(2, 1, -1, &nalus(1, &[IDR]))).unwrap();
+        let s = sample(&ev[0]);
+        assert_eq!((s.dts, s.pts, s.keyframe), (9000, 8910, true));
+        // Largest positive offset.
+        let ev = d.push(9, 100, &video_tag(2, 1, 0x7f_ffff, &nalus(1, &[NON_IDR]))).unwrap();
+        let s = sample(&ev[0]);
+        assert_eq!((s.pts, s.keyframe), ((100 + 0x7f_ffff) * 90, false));
+
+        d.push(8, 0, &audio_tag(0, &[0x11, 0x90])).unwrap();
+        for (ms, want) in [(0i64, 0i64), (1, 48), (21, 1008), (-1, -48), (1001, 48048)] {
+            let ev = d.push(8, ms, &audio_tag(1, &[0x21])).unwrap();
+            assert_eq!(sample(&ev[0]).dts, want, "{ms} ms");
+        }
+        // 22.05 kHz: floor(1 * 22050 / 1000) = 22.
+        d.push(8, 0, &audio_tag(0, &[0x13, 0x90])).unwrap();
+        let ev = d.push(8, 1, &audio_tag(1, &[0x21])).unwrap();
+        assert_eq!(sample(&ev[0]).dts, 22);
+
+        let e = d.push(9, i64::MAX / 2, &video_tag(1, 1, 0, &nalus(1, &[IDR]))).unwrap_err();
+        assert!(e.to_string().contains("timestamp out of range"), "{e}");
+    }
+
+    #[test]
+    fn errors() {
+        // (tag type, body, what, reason fragment)
+        let cases: Vec<(u8, Bytes, &str, &str)> = vec![
+            (9, Bytes::new(), "video tag", "empty video tag"),
+            (9, Bytes::from_static(&[0x12, 0, 0, 0, 0]), "video tag", "Sorenson H.263 (codec id 2)"),
+            (9, Bytes::from_static(&[0x1c, 0, 0, 0, 0]), "video tag", "HEVC (non-standard) (codec id 12)"),
+            (9, Bytes::from_static(&[0x90, b'h', b'v', b'c', b'1']), "video tag", "'hvc1'"),
+            (9, Bytes::from_static(&[0x17, 0, 0]), "video tag", "truncated AVC video tag header"),
+            (9, video_tag(1, 0, 0, &[1, 0x64]), "video tag", "AVC sequence header: avcC: truncated record"),
+            (9, video_tag(1, 0, 0, &[0]), "video tag", "unsupported configurationVersion"),
+            (9, video_tag(1, 3, 0, &[]), "video tag", "unknown AVCPacketType 3"),
+            (8, Bytes::new(), "audio tag", "empty audio tag"),
+            (8, Bytes::from_static(&[0x2f, 0xff]), "audio tag", "MP3 (sound format 2)"),
+            (8, Bytes::from_static(&[0x9f, b'O', b'p', b'u', b's']), "audio tag", "'Opus'"),
+            (8, Bytes::from_static(&[0xaf]), "audio tag", "truncated AAC audio tag header"),
+            (8, audio_tag(0, &[0x12]), "audio tag", "AAC sequence header: AudioSpecificConfig: truncated"),
+            (8, audio_tag(0, &[0x16, 0x90]), "audio tag", "reserved sampling frequency index"),
+            (8, audio_tag(2, &[]), "audio tag", "unknown AACPacketType 2"),
+        ];
+        for (i, (tag_type, body, what, reason)) in cases.into_iter().enumerate() {
+            let mut d = FlvDemuxer::new("app/s");
+            d.push(18, 0, &Bytes::new()).unwrap();
+            let e = d.push(tag_type, 1234, &body).unwrap_err();
+            match &e {
+                DemuxError::Flv { stream, what: w, tag, timestamp_ms, reason: r } => {
+                    assert_eq!((stream.as_str(), *w, *tag, *timestamp_ms), ("app/s", what, 2, 1234), "case {i}");
+                    assert!(r.contains(reason), "case {i}: {r}");
+                }
+                other => panic!("case {i}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn truncated_nal_length() {
+        let mut d = FlvDemuxer::new("s");
+        d.push(9, 0, &video_tag(1, 0, 0, &avcc(4))).unwrap();
+        for body in [&[0u8, 0, 1][..], &[0, 0, 0, 5, 0x65, 0x88][..]] {
+            let e = d.push(9, 40, &video_tag(1, 1, 0, body)).unwrap_err();
+            assert!(e.to_string().contains("NAL"), "{e}");
+        }
+        // The demuxer carries on afterwards.
+        assert_eq!(d.push(9, 80, &video_tag(1, 1, 0, &nalus(4, &[IDR]))).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn metadata_variants() {
+        let video_hint = |d: &mut FlvDemuxer| {
+            let ev = d.push(9, 0, &video_tag(1, 0, 0, &avcc(4))).unwrap();
+            let hint = track(&ev[0]).bitrate_hint;
+            d.video = None;
+            hint
+        };
+        let mut d = FlvDemuxer::new("s");
+        assert_eq!(video_hint(&mut d), None);
+        d.push(18, 0, &metadata(true, 1234.5, 96.0)).unwrap();
+        assert_eq!(video_hint(&mut d), Some(1_234_500));
+        assert_eq!(d.audio_bitrate, Some(96_000));
+        // Unparseable metadata leaves the hints alone and is not an error.
+        for junk in [&b"\x02\x00\x0aonMetaData\x08\x00"[..], &[0xff; 10][..], &[][..]] {
+            assert_eq!(d.push(18, 0, &Bytes::copy_from_slice(junk)), Ok(vec![]));
+        }
+        assert_eq!(video_hint(&mut d), Some(1_234_500));
+        // Zero means unknown.
+        d.push(18, 0, &metadata(false, 0.0, 0.0)).unwrap();
+        assert_eq!(video_hint(&mut d), None);
+        assert_eq!(d.audio_bitrate, None);
+        // RTMP AMF3 data message: 0x00 marker then AMF0.
+        let mut amf3 = vec![0];
+        amf3.extend_from_slice(&metadata(true, 800.0, 64.0));
+        d.push(15, 0, &Bytes::from(amf3)).unwrap();
+        assert_eq!(video_hint(&mut d), Some(800_000));
+        // Object (type 3) instead of ECMA array, without end marker.
+        let mut obj = Vec::new();
+        amf_string(&mut obj, "onMetaData");
+        obj.push(3);
+        amf_key(&mut obj, "videodatarate");
+        amf_number(&mut obj, 3000.0);
+        d.push(18, 0, &Bytes::from(obj)).unwrap();
+        assert_eq!(video_hint(&mut d), Some(3_000_000));
+        // Not onMetaData.
+        let mut other = Vec::new();
+        amf_string(&mut other, "onCuePoint");
+        other.push(3);
+        amf_key(&mut other, "videodatarate");
+        amf_number(&mut other, 1.0);
+        d.push(18, 0, &Bytes::from(other)).unwrap();
+        assert_eq!(video_hint(&mut d), Some(3_000_000));
+        // Deep nesting is refused, not recursed into without bound.
+        let mut deep = Vec::new();
+        amf_string(&mut deep, "onMetaData");
+        deep.push(3);
+        for _ in 0..10_000 {
+            amf_key(&mut deep, "a");
+            deep.push(3);
+        }
+        assert_eq!(parse_metadata(&deep), None);
+        assert_eq!(kbps_to_bps(f64::NAN), None);
+        assert_eq!(kbps_to_bps(-5.0), None);
+        assert_eq!(kbps_to_bps(1e12), None);
+    }
+
+    fn flv_file(tags: &[(u8, u32, &[u8])]) -> Vec<u8> {
+        let mut v = b"FLV\x01\x05\x00\x00\x00\x09\x00\x00\x00\x00".to_vec();
+        for (t, ts, body) in tags {
+            let n = body.len() as u32;
+            v.push(*t);
+            v.extend_from_slice(&n.to_be_bytes()[1..]);
+            v.extend_from_slice(&ts.to_be_bytes()[1..]);
+            v.push((ts >> 24) as u8);
+            v.extend_from_slice(&[0, 0, 0]);
+            v.extend_from_slice(body);
+            v.extend_from_slice(&(n + 11).to_be_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn read_file() {
+        let vseq = video_tag(1, 0, 0, &avcc(4));
+        let meta = metadata(false, 1.0, 1.0);
+        let file = flv_file(&[(18, 0, &meta), (9, 0, &vseq), (8, 0x0123_4567, &[0xaf, 1, 5])]);
+        let tags = read_flv_file(&Bytes::from(file.clone()), "s").unwrap();
+        assert_eq!(
+            tags,
+            vec![
+                FlvTag { tag_type: 18, timestamp_ms: 0, data: meta.clone() },
+                FlvTag { tag_type: 9, timestamp_ms: 0, data: vseq.clone() },
+                FlvTag { tag_type: 8, timestamp_ms: 0x0123_4567, data: Bytes::from_static(&[0xaf, 1, 5]) },
+            ]
+        );
+        // Extended timestamp byte is the high byte (unsigned 32 bits).
+        let file2 = flv_file(&[(8, 0xff00_0001, &[0xaf, 1, 5])]);
+        assert_eq!(read_flv_file(&Bytes::from(file2), "s").unwrap()[0].timestamp_ms, 0xff00_0001);
+        // Missing final PreviousTagSize is fine; a header-only file has no tags.
+        let cut = Bytes::from(file[..file.len() - 4].to_vec());
+        assert_eq!(read_flv_file(&cut, "s").unwrap().len(), 3);
+        assert_eq!(read_flv_file(&Bytes::from(file[..13].to_vec()), "s"), Ok(vec![]));
+        assert_eq!(read_flv_file(&Bytes::from(file[..9].to_vec()), "s"), Ok(vec![]));
+
+        let err = |b: &[u8]| match read_flv_file(&Bytes::copy_from_slice(b), "s") {
+            Err(DemuxError::Flv { what, tag, reason, .. }) => (what, tag, reason),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err(&file[..5]).2, "file shorter than the 9-byte FLV header");
+        assert_eq!(err(b"FLX\x01\x05\0\0\0\x09").2, "missing FLV signature");
+        assert_eq!(err(b"FLV\x02\x05\0\0\0\x09").2, "unsupported FLV version");
+        assert_eq!(err(b"FLV\x01\x05\0\0\0\x08").2, "data offset out of range");
+        assert_eq!(err(b"FLV\x01\x05\0\0\0\x10").2, "data offset out of range");
+        assert_eq!(err(&file[..11]).2, "truncated PreviousTagSize0");
+        assert_eq!(err(&file[..20]), ("tag", 1, "truncated tag header".to_string()));
+        assert_eq!(err(&file[..30]), ("tag", 1, "truncated tag body".to_string()));
+        assert_eq!(err(&file[..file.len() - 2]), ("tag", 3, "truncated PreviousTagSize".to_string()));
+        let mut enc = file.clone();
+        enc[13] |= 0x20;
+        assert_eq!(err(&enc).2, "encrypted (filtered) tags are not supported");
+    }
+
+    /// Deterministic xorshift for mutation tests.
+    fn next(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn mutated_input_never_panics() {
+        let sps = hex(SPS);
+        let pps = hex(PPS);
+        let vseq = video_tag(1, 0, 0, &avcc(4));
+        let key = video_tag(1, 1, 40, &nalus(4, &[AUD, &sps, &pps, SEI, IDR]));
+        let delta = video_tag(2, 1, 0, &nalus(4, &[NON_IDR]));
+        let aseq = audio_tag(0, &[0x12, 0x10]);
+        let araw = audio_tag(1, &[0x21, 0x1b]);
+        let meta = metadata(true, 1000.0, 128.0);
+        let file =
+            flv_file(&[(18, 0, &meta), (9, 0, &vseq), (8, 0, &aseq), (9, 0, &key), (8, 23, &araw), (9, 33, &delta)]);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for round in 0..3000 {
+            let mut f = file.clone();
+            let flips = 1 + next(&mut rng) % 4;
+            for _ in 0..flips {
+                let i = (next(&mut rng) as usize) % f.len();
+                f[i] = next(&mut rng) as u8;
+            }
+            if round % 3 == 0 {
+                let cut = (next(&mut rng) as usize) % f.len();
+                f.truncate(cut);
+            }
+            let Ok(tags) = read_flv_file(&Bytes::from(f), "s") else { continue };
+            let mut d = FlvDemuxer::new("s");
+            for t in &tags {
+                let _ = d.push(t.tag_type, t.timestamp_ms, &t.data);
+            }
+        }
+        // Every prefix of every tag body, pushed after valid configs.
+        for body in [&vseq, &key, &delta, &aseq, &araw, &meta] {
+            for len in 0..=body.len() {
+                let mut d = FlvDemuxer::new("s");
+                d.push(9, 0, &vseq).unwrap();
+                d.push(8, 0, &aseq).unwrap();
+                for t in [8, 9, 18] {
+                    let _ = d.push(t, 0, &body.slice(..len));
+                }
+            }
+        }
+    }
+}

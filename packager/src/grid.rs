@@ -304,8 +304,7 @@ impl Segmenter {
         }
         if sample.track == self.driver.track {
             self.push_driver(sample, &mut step);
-            let horizon = self.driver.last_dts.map(|d| MediaTime::new(d, self.driver.timescale));
-            self.drain_followers(horizon, &mut step);
+            self.drain_to_driver(&mut step);
         } else if let Some(i) = self.followers.iter().position(|l| l.track == sample.track) {
             let lane = &mut self.followers[i];
             if lane.pending.len() >= self.max_pending {
@@ -319,8 +318,7 @@ impl Segmenter {
                 }
             }
             lane.pending.push_back(sample);
-            let horizon = self.driver.last_dts.map(|d| MediaTime::new(d, self.driver.timescale));
-            self.drain_followers(horizon, &mut step);
+            self.drain_to_driver(&mut step);
         }
         step
     }
@@ -476,6 +474,14 @@ impl Segmenter {
         });
     }
 
+    /// Place the follower samples the driver has passed. Before the driver's
+    /// first sample nothing is placed: no boundary can be known yet.
+    fn drain_to_driver(&mut self, step: &mut Step) {
+        if let Some(d) = self.driver.last_dts {
+            self.drain_followers(Some(MediaTime::new(d, self.driver.timescale)), step);
+        }
+    }
+
     /// Place follower samples whose time the driver has passed (all of them
     /// when `horizon` is None, at the end of the stream).
     fn drain_followers(&mut self, horizon: Option<MediaTime>, step: &mut Step) {
@@ -587,5 +593,218 @@ impl Lane {
             }
             open.samples.push(s);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const V: TrackId = TrackId(1);
+    const A: TrackId = TrackId(2);
+
+    fn ts(hz: u32) -> Timescale {
+        Timescale::new(hz).unwrap_or(Timescale::MPEG)
+    }
+
+    fn video(dts: i64, key: bool) -> Sample {
+        Sample { track: V, dts, pts: dts, keyframe: key, data: Bytes::from_static(b"v"), discontinuity: false }
+    }
+
+    fn audio(dts: i64) -> Sample {
+        Sample { track: A, dts, pts: dts, keyframe: true, data: Bytes::from_static(b"a"), discontinuity: false }
+    }
+
+    /// 30 fps video (3000 ticks/frame at 90 kHz) with a keyframe every `gop`
+    /// frames, from frame `from` to `to`.
+    fn frames(from: i64, to: i64, gop: i64, t0: i64) -> Vec<Sample> {
+        (from..to).map(|i| video(t0 + i * 3000, i % gop == 0)).collect()
+    }
+
+    fn segmenter(seg: u32, part: Option<u32>, start: Start, with_audio: bool) -> Segmenter {
+        let followers: Vec<(TrackId, Timescale, u32)> = if with_audio { vec![(A, ts(48_000), 1024)] } else { vec![] };
+        Segmenter::new(
+            SegmentGrid { segment_ms: seg, part_budget_ms: part },
+            start,
+            (V, Timescale::MPEG, 3000),
+            &followers,
+            0,
+        )
+    }
+
+    fn run(s: &mut Segmenter, input: Vec<Sample>) -> (Vec<Chunk>, Vec<GridNote>) {
+        let mut chunks = Vec::new();
+        let mut notes = Vec::new();
+        for x in input {
+            let st = s.push(x);
+            chunks.extend(st.chunks);
+            notes.extend(st.notes);
+        }
+        let st = s.finish();
+        chunks.extend(st.chunks);
+        notes.extend(st.notes);
+        (chunks, notes)
+    }
+
+    /// (msn, first dts) of each segment of track `t`.
+    fn segments(chunks: &[Chunk], t: TrackId) -> Vec<(u64, i64)> {
+        chunks.iter().filter(|c| c.track == t && c.starts_segment).map(|c| (c.msn, c.start)).collect()
+    }
+
+    #[test]
+    fn tolerance_and_target_duration() {
+        let cases = [(2000, 2, 250), (6000, 6, 250), (1500, 2, 500), (500, 1, 250), (4000, 4, 250), (2500, 3, 500)];
+        for (seg, td, tol) in cases {
+            let g = SegmentGrid { segment_ms: seg, part_budget_ms: None };
+            assert_eq!((g.target_duration_s(), g.tolerance_ms()), (td, tol), "segment {seg} ms");
+        }
+    }
+
+    #[test]
+    fn segments_cut_on_keyframes_at_grid_lines_and_msn_is_the_cell() {
+        // GOP 1 s, D = 2 s: cuts at 0, 2, 4, 6 s; msn 0..3.
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, notes) = run(&mut s, frames(0, 240, 30, 0));
+        assert_eq!(segments(&chunks, V), vec![(0, 0), (1, 180_000), (2, 360_000), (3, 540_000)]);
+        assert!(notes.is_empty(), "{notes:?}");
+        // A timeline that starts at 10.5 s: the first segment starts at the
+        // first keyframe (short), then the grid takes over.
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, _) = run(&mut s, frames(0, 120, 30, 945_000 + 45_000));
+        assert_eq!(segments(&chunks, V), vec![(5, 990_000), (6, 1_080_000), (7, 1_260_000)]);
+        // Keyframes at 11.5, 12.5, ...: none within 250 ms of the 12 s line,
+        // so the cut is forced at the first frame at or after 12.25 s.
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, _) = run(&mut s, frames(0, 120, 30, 945_000));
+        assert_eq!(segments(&chunks, V), vec![(5, 945_000), (6, 1_104_000), (7, 1_284_000)]);
+    }
+
+    #[test]
+    fn joined_packager_starts_at_the_first_whole_segment_with_the_same_cuts() {
+        let all = frames(0, 300, 30, 0);
+        let mut a = segmenter(2000, Some(500), Start::StreamStart, false);
+        let (ca, _) = run(&mut a, all.clone());
+        for join in [1usize, 29, 30, 31, 59, 60, 61, 100] {
+            let mut b = segmenter(2000, Some(500), Start::Joined, false);
+            let (cb, _) = run(&mut b, all[join..].to_vec());
+            let first = cb.first().map(|c| c.start).unwrap_or(-1);
+            let join_dts = all[join].dts;
+            // Starts at the first grid line strictly after the join point.
+            let line = (join_dts / 180_000 + 1) * 180_000;
+            assert_eq!(first, line, "joined at frame {join}");
+            // Every chunk b produced equals a's.
+            for c in &cb {
+                assert!(ca.contains(c), "joined at {join}: chunk {}.{} differs", c.msn, c.part);
+            }
+        }
+    }
+
+    #[test]
+    fn long_keyframe_interval_forces_a_cut_within_tolerance_and_reports_it() {
+        // GOP 3 s, D = 2 s: at 2 s no keyframe -> forced cut at the first
+        // frame at or after 2.25 s (2.267 s); the keyframe at 3 s is inside
+        // cell 1, so cell 2 is forced too (4.267 s); 6 s is on time.
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, notes) = run(&mut s, frames(0, 270, 90, 0));
+        let segs = segments(&chunks, V);
+        assert_eq!(segs[..4], [(0, 0), (1, 204_000), (2, 384_000), (3, 540_000)]);
+        assert!(notes.iter().any(|n| matches!(n, GridNote::LateKeyframe { msn: 1, forced: true, .. })));
+        // Numbering stays contiguous and every segment stays within
+        // TARGETDURATION + 0.5 s.
+        let durations: Vec<i64> =
+            chunks.iter().filter(|c| c.track == V && c.ends_segment).map(|c| c.duration).collect();
+        assert!(durations.iter().all(|d| *d < 225_000), "{durations:?}");
+        for w in segs.windows(2) {
+            assert_eq!(w[1].0, w[0].0 + 1);
+        }
+    }
+
+    #[test]
+    fn parts_stay_within_budget_and_restart_at_segments() {
+        let mut s = segmenter(2000, Some(500), Start::StreamStart, false);
+        let (chunks, _) = run(&mut s, frames(0, 180, 30, 0));
+        for c in &chunks {
+            assert!(c.duration <= 45_000, "part {}.{} is {} ticks", c.msn, c.part, c.duration);
+            if !c.ends_segment {
+                assert!(c.duration * 100 >= 45_000 * 85, "part {}.{} too short", c.msn, c.part);
+            }
+        }
+        let seg0: Vec<u32> = chunks.iter().filter(|c| c.msn == 0).map(|c| c.part).collect();
+        assert_eq!(seg0, vec![0, 1, 2, 3]);
+        assert!(chunks.iter().filter(|c| c.part == 0).all(|c| c.starts_segment && c.independent()));
+    }
+
+    #[test]
+    fn audio_follows_video_boundaries_whatever_the_interleave() {
+        // 48 kHz AAC (1024 samples/frame) beside 30 fps video.
+        let v = frames(0, 180, 30, 0);
+        let a: Vec<Sample> = (0..281).map(|i| audio(i * 1024)).collect();
+        let mut reference: Option<Vec<Chunk>> = None;
+        for audio_lead in [-40i64, 0, 25, 200] {
+            // Interleave by dts, shifting audio by `audio_lead` positions.
+            let mut all: Vec<(i64, Sample)> = v.iter().map(|s| (s.dts * 48_000 / 90_000 * 10, s.clone())).collect();
+            all.extend(
+                a.iter().enumerate().map(|(i, s)| ((s.dts - audio_lead * 1024) * 10 + (i as i64 % 3), s.clone())),
+            );
+            all.sort_by_key(|(k, _)| *k);
+            let mut s = segmenter(2000, Some(500), Start::StreamStart, true);
+            let (mut chunks, _) = run(&mut s, all.into_iter().map(|(_, x)| x).collect());
+            chunks.sort_by_key(|c| (c.track, c.msn, c.part));
+            match &reference {
+                None => reference = Some(chunks),
+                Some(r) => {
+                    let brief = |c: &Chunk| (c.track, c.msn, c.part, c.start, c.duration, c.samples.len());
+                    let x: Vec<_> = r.iter().map(brief).collect();
+                    let y: Vec<_> = chunks.iter().map(brief).collect();
+                    let first = x.iter().zip(&y).position(|(a, b)| a != b);
+                    assert!(
+                        x == y,
+                        "audio lead {audio_lead}: first difference at {first:?}: {:?} vs {:?}",
+                        first.map(|i| x[i]),
+                        first.map(|i| y[i])
+                    );
+                    assert_eq!(r, &chunks, "audio lead {audio_lead}");
+                }
+            }
+        }
+        let chunks = reference.unwrap_or_default();
+        // Same (msn, part) sequence on both tracks; audio starts at its
+        // first frame at or after the video boundary.
+        let pts = |t: TrackId| chunks.iter().filter(|c| c.track == t).map(|c| (c.msn, c.part)).collect::<Vec<_>>();
+        assert_eq!(pts(V), pts(A));
+        for c in chunks.iter().filter(|c| c.track == A) {
+            let vb = chunks.iter().find(|x| x.track == V && x.msn == c.msn && x.part == c.part).map(|x| x.start);
+            let vb48 = vb.map(|t| Timescale::MPEG.convert_ceil(t, ts(48_000))).unwrap_or(0);
+            assert!(c.start >= vb48 && c.start < vb48 + 1024, "audio part {}.{} at {}", c.msn, c.part, c.start);
+        }
+    }
+
+    #[test]
+    fn discontinuity_starts_a_segment_and_keeps_numbering_contiguous() {
+        let mut input = frames(0, 90, 30, 0);
+        // The encoder restarts: timestamps jump back to 100 ms.
+        let mut after = frames(0, 90, 30, 9000);
+        after[0].discontinuity = true;
+        input.extend(after);
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, notes) = run(&mut s, input);
+        let segs = segments(&chunks, V);
+        assert_eq!(segs.iter().map(|s| s.0).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
+        let disc: Vec<bool> = chunks.iter().filter(|c| c.starts_segment).map(|c| c.discontinuity).collect();
+        assert_eq!(disc, vec![false, false, true, false]);
+        assert!(notes.is_empty(), "{notes:?}");
+    }
+
+    #[test]
+    fn bad_timestamps_are_dropped_and_reported() {
+        let mut input = frames(0, 60, 30, 0);
+        input.insert(10, video(3000, false)); // does not advance
+        input.insert(0, video(-3000, true)); // negative
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, notes) = run(&mut s, input);
+        let n: usize = chunks.iter().map(|c| c.samples.len()).sum();
+        assert_eq!(n, 60);
+        assert_eq!(notes.iter().filter(|n| matches!(n, GridNote::DroppedSample { .. })).count(), 2);
     }
 }
