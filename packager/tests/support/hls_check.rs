@@ -1418,12 +1418,7 @@ fn parse_media(text: &str) -> (Media, Vec<Violation>) {
 pub fn check_media_playlist(text: &str) -> Vec<Violation> {
     let (m, out) = parse_media(text);
     let mut ctx = Ctx { out };
-    version_rules(&mut ctx, &m.needs, m.version, &m.lines);
-    if let (Some(l), Some((_, v))) = (m.allow_cache, m.version) {
-        if v >= 7 {
-            ctx.v(l, VERSION_REMOVED, "EXT-X-ALLOW-CACHE was removed in protocol version 7");
-        }
-    }
+    let mut needs = m.needs.clone();
     if m.has_map {
         let (v, why) = if m.iframes_only.is_some() {
             (5, "EXT-X-MAP in an I-frame Playlist")
@@ -1431,7 +1426,13 @@ pub fn check_media_playlist(text: &str) -> Vec<Violation> {
             (6, "EXT-X-MAP in a Playlist without EXT-X-I-FRAMES-ONLY")
         };
         let line = m.lines.iter().find(|l| l.is_tag("EXT-X-MAP")).map_or(0, |l| l.no);
-        version_rules(&mut ctx, &[(v, why.to_string(), line)], m.version, &[]);
+        needs.push((v, why.to_string(), line));
+    }
+    version_rules(&mut ctx, &needs, m.version);
+    if let (Some(l), Some((_, v))) = (m.allow_cache, m.version) {
+        if v >= 7 {
+            ctx.v(l, VERSION_REMOVED, "EXT-X-ALLOW-CACHE was removed in protocol version 7");
+        }
     }
     duration_rules(&m, &mut ctx);
     server_control_rules(&m, &mut ctx);
@@ -1443,10 +1444,8 @@ pub fn check_media_playlist(text: &str) -> Vec<Violation> {
     ctx.out
 }
 
-/// 8: the declared version covers every feature. `lines` is only used to
-/// decide whether a missing EXT-X-VERSION is reported at all (pass `&[]` for
-/// an extra requirement checked after the fact).
-fn version_rules(ctx: &mut Ctx, needs: &[(u64, String, usize)], version: Option<(usize, u64)>, lines: &[Line]) {
+/// 8: the declared version covers every feature.
+fn version_rules(ctx: &mut Ctx, needs: &[(u64, String, usize)], version: Option<(usize, u64)>) {
     let required = needs.iter().map(|(v, _, _)| *v).max().unwrap_or(1);
     match version {
         None => {
@@ -1454,7 +1453,7 @@ fn version_rules(ctx: &mut Ctx, needs: &[(u64, String, usize)], version: Option<
                 for (v, why, line) in needs {
                     ctx.v(*line, VERSION_COMPAT, format!("no EXT-X-VERSION, but {why} needs version {v}"));
                 }
-            } else if !lines.is_empty() {
+            } else {
                 ctx.v(0, VERSION_PRESENT, "no EXT-X-VERSION tag");
             }
         }
@@ -1735,7 +1734,6 @@ fn has_scheme(uri: &str) -> bool {
                 && scheme
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
-                && !scheme.contains('/')
         }
         None => false,
     }
@@ -1997,7 +1995,7 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
     if !any_mv_tag {
         ctx.v(0, MV_HAS_TAG, "no EXT-X-STREAM-INF, EXT-X-MEDIA or other Multivariant Playlist tag");
     }
-    version_rules(&mut ctx, &needs, version, &lines);
+    version_rules(&mut ctx, &needs, version);
     if let (Some(l), Some((_, v))) = (program_id, version) {
         if v >= 6 {
             ctx.v(l, VERSION_REMOVED, "PROGRAM-ID was removed in protocol version 6");
@@ -2084,7 +2082,7 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
         let l = variants
             .iter()
             .zip(&cc_none)
-            .find(|(_, &b)| !b)
+            .find(|(_, b)| !**b)
             .map_or(0, |(v, _)| v.line);
         ctx.v(l, SI_CC_NONE, "CLOSED-CAPTIONS=NONE on some EXT-X-STREAM-INF but not this one");
     }
@@ -2343,19 +2341,31 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
             .map(|l| l.text.as_str())
             .collect()
     };
-    let droppable = |l: &Line| v2 && l.is_tag("EXT-X-DATERANGE");
+    // The EXT-X-SKIP line itself is placed by the SKIP_POSITION rule; compare
+    // everything else.
+    let droppable = |l: &Line| (v2 && l.is_tag("EXT-X-DATERANGE")) || l.is_tag("EXT-X-SKIP");
     let fl_kept: Vec<&Line> = fl.iter().copied().filter(|l| !droppable(l)).collect();
     let dl_kept: Vec<&Line> = dl.iter().copied().filter(|l| !droppable(l)).collect();
-    let a = fl_kept.iter().position(|l| l.no >= fl.get(a).map_or(usize::MAX, |x| x.no)).unwrap_or(fl_kept.len());
-    let b = fl_kept
-        .iter()
-        .position(|l| l.no >= fl.get(b).map_or(usize::MAX, |x| x.no))
-        .unwrap_or(fl_kept.len());
+    let index_of = |i: usize| {
+        let no = fl.get(i).map_or(usize::MAX, |x| x.no);
+        fl_kept.iter().position(|l| l.no >= no).unwrap_or(fl_kept.len())
+    };
+    let (a, b) = (index_of(a), index_of(b));
     let suffix = &fl_kept[b..];
-    let same = |x: &Line, y: &Line| x.text == y.text || (x.is_tag("EXT-X-VERSION") && y.is_tag("EXT-X-VERSION"));
+    let same = |x: &Line, y: &Line| {
+        x.text == y.text || (x.is_tag("EXT-X-VERSION") && y.is_tag("EXT-X-VERSION"))
+    };
 
     if dl_kept.len() < a + suffix.len() {
-        ctx.v(0, DELTA_SAME, format!("the Delta Update has {} lines, too few to hold the full Playlist's kept lines", dl_kept.len()));
+        ctx.v(
+            0,
+            DELTA_SAME,
+            format!(
+                "the Delta Update has {} lines besides EXT-X-SKIP, fewer than the {} kept from the full Playlist",
+                dl_kept.len(),
+                a + suffix.len()
+            ),
+        );
         out.extend(ctx.out);
         return out;
     }
@@ -2363,7 +2373,10 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
         ctx.v(
             dl_kept[i].no,
             DELTA_SAME,
-            format!("expected {:?} (full line {}), found {:?}", fl_kept[i].text, fl_kept[i].no, dl_kept[i].text),
+            format!(
+                "expected {:?} (full line {}), found {:?}",
+                fl_kept[i].text, fl_kept[i].no, dl_kept[i].text
+            ),
         );
     }
     let tail_start = dl_kept.len() - suffix.len();
@@ -2371,15 +2384,17 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
         ctx.v(
             dl_kept[tail_start + j].no,
             DELTA_SAME,
-            format!("expected {:?} (full line {}), found {:?}", suffix[j].text, suffix[j].no, dl_kept[tail_start + j].text),
+            format!(
+                "expected {:?} (full line {}), found {:?}",
+                suffix[j].text,
+                suffix[j].no,
+                dl_kept[tail_start + j].text
+            ),
         );
     }
     let middle = &dl_kept[a..tail_start];
     let mut found_required = Vec::new();
     for l in middle {
-        if l.is_tag("EXT-X-SKIP") {
-            continue;
-        }
         if required.contains(&l.text.as_str()) {
             found_required.push(l.text.as_str());
         } else if !optional.contains(&l.text.as_str()) {
@@ -2425,20 +2440,21 @@ pub fn check_playlist_sequence(snapshots: &[&str]) -> Vec<Violation> {
     for k in 1..models.len() {
         let (p, n) = (&models[k - 1], &models[k]);
         let tag = format!("snapshot {} -> {}", k - 1, k);
-        sequence_pair(&mut ctx, &tag, p, n, snapshots[k - 1], snapshots[k]);
+        sequence_pair(&mut ctx, &tag, p, n, snapshots[k - 1] != snapshots[k]);
     }
     ctx.out
 }
 
-fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, p_text: &str, n_text: &str) {
+fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) {
     let line_of = |o: Option<(usize, u64)>| o.map_or(0, |(l, _)| l);
-    if let Some((_, t)) = p.playlist_type.clone() {
-        if t == "VOD" && p_text != n_text {
-            ctx.v(0, SEQ_TYPE, format!("{tag}: an EXT-X-PLAYLIST-TYPE:VOD Playlist changed"));
-        }
+    let p_type = p.playlist_type.as_ref().map(|(_, t)| t.as_str());
+    let n_type = n.playlist_type.as_ref().map(|(_, t)| t.as_str());
+    if p_type == Some("VOD") && changed {
+        ctx.v(0, SEQ_TYPE, format!("{tag}: an EXT-X-PLAYLIST-TYPE:VOD Playlist changed"));
     }
-    if p.playlist_type.as_ref().map(|x| &x.1) != n.playlist_type.as_ref().map(|x| &x.1) {
-        ctx.v(line_of(n.playlist_type.as_ref().map(|(l, _)| (*l, 0))), SEQ_TYPE, format!("{tag}: EXT-X-PLAYLIST-TYPE changed"));
+    if p_type != n_type {
+        let line = n.playlist_type.as_ref().map_or(0, |(l, _)| *l);
+        ctx.v(line, SEQ_TYPE, format!("{tag}: EXT-X-PLAYLIST-TYPE {p_type:?} -> {n_type:?}"));
     }
     if p.td() != n.td() {
         ctx.v(line_of(n.target), SEQ_TARGET, format!("{tag}: {:?} -> {:?}", p.td(), n.td()));
@@ -2515,7 +2531,7 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, p_text: &str, n
             ctx.v(0, SEQ_ENDLIST, format!("{tag}: EXT-X-ENDLIST removed"));
         }
         let p_last = p.segments.last().map(|s| s.msn);
-        if let Some(s) = n.segments.iter().find(|s| p_last.is_none_or(|l| s.msn > l)) {
+        if let Some(s) = n.segments.iter().find(|s| !matches!(p_last, Some(l) if s.msn <= l)) {
             ctx.v(s.uri_line, SEQ_ENDLIST, format!("{tag}: segment {} added after EXT-X-ENDLIST", s.msn));
         }
         if let Some(part) = n.trailing.parts.first() {
@@ -2532,7 +2548,10 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, p_text: &str, n
             continue;
         }
         let was_complete = p_complete.contains(msn);
-        let pparts: &[Part] = p_parts.get(msn).map_or(&[], |(_, ps)| ps);
+        let pparts: &[Part] = match p_parts.get(msn) {
+            Some((_, ps)) => ps,
+            None => &[],
+        };
         if pparts.is_empty() {
             if was_complete {
                 ctx.v(
@@ -2589,5 +2608,4 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, p_text: &str, n
             }
         }
     }
-    let _ = n_text;
 }
