@@ -1,3 +1,6 @@
+// Tests bound their waits with the clock; the library itself never reads it.
+#![allow(clippy::disallowed_methods)]
+
 //! Golden tests: every golden input is packaged, and
 //! - every playlist and a listing of every object (name, size, SHA-256, box
 //!   or packet summary) is compared with the insta snapshots in

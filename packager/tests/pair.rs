@@ -1,3 +1,6 @@
+// Tests bound their waits with the clock; the library itself never reads it.
+#![allow(clippy::disallowed_methods)]
+
 //! The pair property (contract §1, §6): two packagers fed the same samples
 //! produce byte-identical objects for everything both produce, whatever
 //! their start point, batch sizes or track interleaving.

@@ -43,21 +43,12 @@ impl fmt::Display for Violation {
 
 /// One violation per line, for assertion messages.
 pub fn render(violations: &[Violation]) -> String {
-    violations
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join("\n")
+    violations.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("\n")
 }
 
 /// Panics with every violation listed if there are any.
 pub fn assert_conforms(what: &str, violations: &[Violation]) {
-    assert!(
-        violations.is_empty(),
-        "{what}: {} HLS violation(s):\n{}",
-        violations.len(),
-        render(violations)
-    );
+    assert!(violations.is_empty(), "{what}: {} HLS violation(s):\n{}", violations.len(), render(violations));
 }
 
 /// The rule strings, so that tests can name them without retyping them.
@@ -87,7 +78,8 @@ pub mod rules {
     pub const TARGETDURATION: &str = "4.4.3.1 EXT-X-TARGETDURATION present, decimal-integer >= 1";
     pub const EXTINF_LE_TARGET: &str = "4.4.3.1 EXTINF rounded to the nearest integer <= Target Duration";
     pub const MEDIA_SEQUENCE: &str = "4.4.3.2 EXT-X-MEDIA-SEQUENCE decimal-integer before the first Media Segment";
-    pub const DISC_SEQUENCE: &str = "4.4.3.3 EXT-X-DISCONTINUITY-SEQUENCE before the first Media Segment and any EXT-X-DISCONTINUITY";
+    pub const DISC_SEQUENCE: &str =
+        "4.4.3.3 EXT-X-DISCONTINUITY-SEQUENCE before the first Media Segment and any EXT-X-DISCONTINUITY";
     pub const PLAYLIST_TYPE: &str = "4.4.3.5 EXT-X-PLAYLIST-TYPE is EVENT or VOD";
     pub const PART_INF: &str = "4.4.3.7 EXT-X-PART-INF:PART-TARGET present when EXT-X-PART is used";
     pub const SC_ATTRS: &str = "4.4.3.8 EXT-X-SERVER-CONTROL attribute types";
@@ -104,16 +96,19 @@ pub mod rules {
     pub const KEY: &str = "4.4.4.4 EXT-X-KEY attributes";
     pub const MAP: &str = "4.4.4.5 EXT-X-MAP URI and BYTERANGE <n>@<o>";
     pub const PDT_FORMAT: &str = "4.4.4.6 EXT-X-PROGRAM-DATE-TIME is ISO 8601 with milliseconds and a time zone";
-    pub const PDT_CONSISTENT: &str = "6.2.1 EXT-X-PROGRAM-DATE-TIME advances by the EXTINF durations (lockstep: within 1 ms)";
+    pub const PDT_CONSISTENT: &str =
+        "6.2.1 EXT-X-PROGRAM-DATE-TIME advances by the EXTINF durations (lockstep: within 1 ms)";
     pub const PDT_ON_DISCONTINUITY: &str = "6.2.1 EXT-X-PROGRAM-DATE-TIME on every segment with EXT-X-DISCONTINUITY";
     pub const BITRATE: &str = "4.4.4.8 EXT-X-BITRATE:<decimal-integer>";
     pub const PART_ATTRS: &str = "4.4.4.9 EXT-X-PART URI and DURATION (and INDEPENDENT, BYTERANGE, GAP types)";
-    pub const PART_TAGS_FIRST: &str = "4.4.4.9 DISCONTINUITY, KEY, MAP, PROGRAM-DATE-TIME before the first EXT-X-PART of their Parent Segment";
+    pub const PART_TAGS_FIRST: &str =
+        "4.4.4.9 DISCONTINUITY, KEY, MAP, PROGRAM-DATE-TIME before the first EXT-X-PART of their Parent Segment";
     pub const PART_MAX: &str = "4.4.4.9 PART DURATION <= PART-TARGET";
     pub const PART_MIN: &str = "4.4.4.9 PART DURATION >= 85% of PART-TARGET (unless INDEPENDENT, GAP, before a GAP, or last of its Parent Segment)";
     pub const PART_IFRAMES: &str = "4.4.4.9 EXT-X-I-FRAMES-ONLY Playlists SHOULD NOT use Partial Segments";
     pub const PART_SUM: &str = "3.2 the Partial Segments of a Parent Segment add up to its EXTINF (within 1 ms)";
-    pub const PARTS_TOO_OLD: &str = "6.2.2 EXT-X-PART removed once more than 3 Target Durations from the end of the Playlist";
+    pub const PARTS_TOO_OLD: &str =
+        "6.2.2 EXT-X-PART removed once more than 3 Target Durations from the end of the Playlist";
     pub const PARTS_ORDER: &str = "6.2.2 EXT-X-PART tags removed in Playlist order";
     pub const DATERANGE: &str = "4.4.5.1 EXT-X-DATERANGE ID, START-DATE, and a PROGRAM-DATE-TIME in the Playlist";
     pub const SKIP_ATTRS: &str = "4.4.5.2 EXT-X-SKIP:SKIPPED-SEGMENTS, at most once";
@@ -129,7 +124,8 @@ pub mod rules {
     pub const LL_INDEPENDENT: &str = "B.1/4.4.4.9 every Parent Segment has an INDEPENDENT=YES part";
     pub const RR_URI: &str = "4.4.5.4 EXT-X-RENDITION-REPORT URI present and relative";
     pub const RR_LAST_MSN: &str = "4.4.5.4 EXT-X-RENDITION-REPORT LAST-MSN (lockstep: never omitted)";
-    pub const RR_LAST_PART: &str = "4.4.5.4 EXT-X-RENDITION-REPORT LAST-PART when parts are in use (lockstep: never omitted)";
+    pub const RR_LAST_PART: &str =
+        "4.4.5.4 EXT-X-RENDITION-REPORT LAST-PART when parts are in use (lockstep: never omitted)";
 
     // ---- Multivariant Playlist ----------------------------------------------
     pub const MV_HAS_TAG: &str = "4.1 a Multivariant Playlist contains Multivariant Playlist tags";
@@ -139,14 +135,16 @@ pub mod rules {
     pub const SI_RESOLUTION: &str = "4.4.6.2 RESOLUTION is a decimal-resolution WxH";
     pub const SI_FRAME_RATE: &str = "4.4.6.2 FRAME-RATE decimal-floating-point rounded to 3 decimal places";
     pub const SI_URI: &str = "4.4.6.2 EXT-X-STREAM-INF followed by its URI line";
-    pub const SI_GROUP_REF: &str = "4.4.6.2 AUDIO/VIDEO/SUBTITLES/CLOSED-CAPTIONS name an EXT-X-MEDIA group of that TYPE";
+    pub const SI_GROUP_REF: &str =
+        "4.4.6.2 AUDIO/VIDEO/SUBTITLES/CLOSED-CAPTIONS name an EXT-X-MEDIA group of that TYPE";
     pub const SI_CC_NONE: &str = "4.4.6.2 CLOSED-CAPTIONS=NONE on every EXT-X-STREAM-INF or none";
     pub const SI_ENUMS: &str = "4.4.6.2 HDCP-LEVEL, VIDEO-RANGE and SCORE values";
     pub const IFRAME_SI: &str = "4.4.6.3 EXT-X-I-FRAME-STREAM-INF BANDWIDTH and URI";
     pub const MEDIA_ATTRS: &str = "4.4.6.1 EXT-X-MEDIA TYPE, GROUP-ID and NAME";
     pub const MEDIA_URI: &str = "4.4.6.1 EXT-X-MEDIA URI required for SUBTITLES, absent for CLOSED-CAPTIONS";
     pub const MEDIA_INSTREAM: &str = "4.4.6.1 INSTREAM-ID CC1-CC4/SERVICE1-63 for CLOSED-CAPTIONS";
-    pub const MEDIA_FLAGS: &str = "4.4.6.1 DEFAULT/AUTOSELECT/FORCED are YES|NO, AUTOSELECT=YES with DEFAULT=YES, FORCED only for SUBTITLES";
+    pub const MEDIA_FLAGS: &str =
+        "4.4.6.1 DEFAULT/AUTOSELECT/FORCED are YES|NO, AUTOSELECT=YES with DEFAULT=YES, FORCED only for SUBTITLES";
     pub const MEDIA_AUDIO_ONLY: &str = "4.4.6.1 CHANNELS, BIT-DEPTH, SAMPLE-RATE only for TYPE=AUDIO";
     pub const MEDIA_GROUP: &str = "4.4.6.1.1 distinct NAMEs and at most one DEFAULT=YES per group";
     pub const SESSION: &str = "4.4.6.4/4.4.6.5/4.4.6.6 EXT-X-SESSION-DATA, -SESSION-KEY, -CONTENT-STEERING attributes";
@@ -155,7 +153,8 @@ pub mod rules {
     pub const DELTA_REQUIRED: &str = "6.2.5.1 _HLS_skip is answered with a Playlist Delta Update";
     pub const DELTA_IGNORED: &str = "6.2.5.1 _HLS_skip is ignored without CAN-SKIP-UNTIL or with EXT-X-ENDLIST";
     pub const DELTA_SKIP_COUNT: &str = "6.2.5.1 SKIPPED-SEGMENTS covers exactly the segments beyond the Skip Boundary";
-    pub const DELTA_SAME: &str = "6.2.5.1 the Delta Update is the full Playlist with the skipped segments replaced by EXT-X-SKIP";
+    pub const DELTA_SAME: &str =
+        "6.2.5.1 the Delta Update is the full Playlist with the skipped segments replaced by EXT-X-SKIP";
 
     // ---- successive snapshots ------------------------------------------------
     pub const SEQ_TARGET: &str = "6.2.1 EXT-X-TARGETDURATION never changes";
@@ -164,7 +163,8 @@ pub mod rules {
     pub const SEQ_DSN: &str = "6.2.2 a segment's Discontinuity Sequence Number never changes";
     pub const SEQ_SEGMENT: &str = "6.2.1 a published Media Segment never changes (URI, EXTINF, its tags)";
     pub const SEQ_REMOVE_ORDER: &str = "6.2.1/6.2.2 Media Segments are removed only from the start of the Playlist";
-    pub const SEQ_REMOVE_TAGS: &str = "6.2.2 removing segments requires EXT-X-MEDIA-SEQUENCE (and EXT-X-DISCONTINUITY-SEQUENCE with discontinuities)";
+    pub const SEQ_REMOVE_TAGS: &str =
+        "6.2.2 removing segments requires EXT-X-MEDIA-SEQUENCE (and EXT-X-DISCONTINUITY-SEQUENCE with discontinuities)";
     pub const SEQ_LIVE_TYPE: &str = "6.2.2 a Live Playlist (segments removed) has no EXT-X-PLAYLIST-TYPE";
     pub const SEQ_MIN_DURATION: &str = "6.2.2 segment removal leaves at least 3 Target Durations";
     pub const SEQ_PARTS: &str = "6.2.1 a published Partial Segment never changes";
@@ -218,11 +218,7 @@ struct Ctx {
 
 impl Ctx {
     fn v(&mut self, line: usize, rule: &'static str, detail: impl Into<String>) {
-        self.out.push(Violation {
-            line,
-            rule,
-            detail: detail.into(),
-        });
+        self.out.push(Violation { line, rule, detail: detail.into() });
     }
 }
 
@@ -252,11 +248,7 @@ fn split_lines(text: &str, ctx: &mut Ctx) -> Vec<Line> {
         let lead = piece.starts_with([' ', '\t']);
         let trail = piece.ends_with([' ', '\t']) && !piece.starts_with("#EXTINF:");
         if lead || trail {
-            ctx.v(
-                no,
-                WHITESPACE,
-                format!("leading or trailing whitespace in {piece:?}"),
-            );
+            ctx.v(no, WHITESPACE, format!("leading or trailing whitespace in {piece:?}"));
         }
         let trimmed = piece.trim_matches([' ', '\t']);
         let (kind, name, value) = if trimmed.is_empty() {
@@ -271,13 +263,7 @@ fn split_lines(text: &str, ctx: &mut Ctx) -> Vec<Line> {
         } else {
             (Kind::Uri, String::new(), None)
         };
-        lines.push(Line {
-            no,
-            text: trimmed.to_string(),
-            kind,
-            name,
-            value,
-        });
+        lines.push(Line { no, text: trimmed.to_string(), kind, name, value });
     }
     lines
 }
@@ -350,10 +336,7 @@ fn parse_attrs(s: &str) -> Result<(Attrs, Vec<String>), String> {
         if name.is_empty() {
             return Err(format!("empty AttributeName at column {}", start + 1));
         }
-        if !name
-            .bytes()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-')
-        {
+        if !name.bytes().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b'-') {
             return Err(format!("AttributeName {name:?} is not [A-Z0-9-]+"));
         }
         if i >= b.len() || b[i] != b'=' {
@@ -404,11 +387,7 @@ fn parse_attrs(s: &str) -> Result<(Attrs, Vec<String>), String> {
 /// The attribute-list of a tag line, with syntax violations reported.
 fn attrs_of(ctx: &mut Ctx, line: &Line) -> Attrs {
     let Some(value) = line.value.as_deref() else {
-        ctx.v(
-            line.no,
-            ATTR_LIST,
-            format!("#{} needs an attribute-list", line.name),
-        );
+        ctx.v(line.no, ATTR_LIST, format!("#{} needs an attribute-list", line.name));
         return Attrs::default();
     };
     match parse_attrs(value) {
@@ -480,11 +459,7 @@ struct Typed<'a> {
 impl Typed<'_> {
     fn missing(&mut self, name: &str, required: bool) {
         if required {
-            self.ctx.v(
-                self.line.no,
-                self.rule,
-                format!("#{}: {name} is REQUIRED", self.line.name),
-            );
+            self.ctx.v(self.line.no, self.rule, format!("#{}: {name} is REQUIRED", self.line.name));
         }
     }
     fn bad(&mut self, name: &str, what: &str, v: &Val) {
@@ -492,11 +467,7 @@ impl Typed<'_> {
             Val::Quoted(s) => format!("\"{s}\""),
             Val::Plain(s) => s.clone(),
         };
-        self.ctx.v(
-            self.line.no,
-            self.rule,
-            format!("#{}: {name}={shown} is not a {what}", self.line.name),
-        );
+        self.ctx.v(self.line.no, self.rule, format!("#{}: {name}={shown} is not a {what}", self.line.name));
     }
     fn quoted(&mut self, name: &str, required: bool) -> Option<String> {
         match self.attrs.get(name) {
@@ -505,11 +476,7 @@ impl Typed<'_> {
                 None
             }
             Some(Val::Quoted(s)) if s.is_empty() => {
-                self.ctx.v(
-                    self.line.no,
-                    self.rule,
-                    format!("#{}: {name} is an empty quoted-string", self.line.name),
-                );
+                self.ctx.v(self.line.no, self.rule, format!("#{}: {name} is an empty quoted-string", self.line.name));
                 None
             }
             Some(Val::Quoted(s)) => Some(s.clone()),
@@ -565,21 +532,12 @@ impl Typed<'_> {
 }
 
 fn typed<'a>(ctx: &'a mut Ctx, line: &'a Line, attrs: &'a Attrs, rule: &'static str) -> Typed<'a> {
-    Typed {
-        ctx,
-        line,
-        attrs,
-        rule,
-    }
+    Typed { ctx, line, attrs, rule }
 }
 
 fn no_value(ctx: &mut Ctx, line: &Line) {
     if line.value.is_some() {
-        ctx.v(
-            line.no,
-            TAG_SYNTAX,
-            format!("#{} takes no value", line.name),
-        );
+        ctx.v(line.no, TAG_SYNTAX, format!("#{} takes no value", line.name));
     }
 }
 
@@ -672,11 +630,7 @@ fn parse_date_time(s: &str) -> Option<DateTime> {
         (sign * (zh * 3600 + zm * 60), true)
     };
     let secs = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset_secs;
-    Some(DateTime {
-        nanos: secs as i128 * 1_000_000_000 + frac_nanos,
-        has_millis,
-        has_zone,
-    })
+    Some(DateTime { nanos: secs as i128 * 1_000_000_000 + frac_nanos, has_millis, has_zone })
 }
 
 fn check_date_time(ctx: &mut Ctx, no: usize, rule: &'static str, what: &str, s: &str) -> Option<i128> {
@@ -687,11 +641,7 @@ fn check_date_time(ctx: &mut Ctx, no: usize, rule: &'static str, what: &str, s: 
         }
         Some(dt) => {
             if !dt.has_millis || !dt.has_zone {
-                ctx.v(
-                    no,
-                    rule,
-                    format!("{what} {s:?} SHOULD have a time zone and at least millisecond fractions"),
-                );
+                ctx.v(no, rule, format!("{what} {s:?} SHOULD have a time zone and at least millisecond fractions"));
             }
             Some(dt.nanos)
         }
@@ -795,16 +745,10 @@ impl Media {
         self.media_sequence.map_or(0, |(_, v)| v) + self.skip.map_or(0, |(_, n, _)| n)
     }
     fn all_parts(&self) -> impl Iterator<Item = &Part> {
-        self.segments
-            .iter()
-            .flat_map(|s| s.parts.iter())
-            .chain(self.trailing.parts.iter())
+        self.segments.iter().flat_map(|s| s.parts.iter()).chain(self.trailing.parts.iter())
     }
     fn server_control_float(&self, name: &str) -> Option<f64> {
-        self.server_control
-            .as_ref()
-            .and_then(|(_, a)| a.plain(name))
-            .and_then(parse_decimal_float)
+        self.server_control.as_ref().and_then(|(_, a)| a.plain(name)).and_then(parse_decimal_float)
     }
     fn td(&self) -> Option<u64> {
         self.target.map(|(_, t)| t)
@@ -843,12 +787,7 @@ const MEDIA_SEGMENT_TAGS: &[&str] = &[
     "EXT-X-BITRATE",
     "EXT-X-PART",
 ];
-const MEDIA_METADATA_TAGS: &[&str] = &[
-    "EXT-X-DATERANGE",
-    "EXT-X-SKIP",
-    "EXT-X-PRELOAD-HINT",
-    "EXT-X-RENDITION-REPORT",
-];
+const MEDIA_METADATA_TAGS: &[&str] = &["EXT-X-DATERANGE", "EXT-X-SKIP", "EXT-X-PRELOAD-HINT", "EXT-X-RENDITION-REPORT"];
 const MULTIVARIANT_TAGS: &[&str] = &[
     "EXT-X-MEDIA",
     "EXT-X-STREAM-INF",
@@ -888,10 +827,7 @@ fn check_start(ctx: &mut Ctx, line: &Line) {
 /// Returns the minimum version EXT-X-DEFINE needs.
 fn check_define(ctx: &mut Ctx, line: &Line, multivariant: bool) -> u64 {
     let a = attrs_of(ctx, line);
-    let kinds: Vec<&str> = ["NAME", "IMPORT", "QUERYPARAM"]
-        .into_iter()
-        .filter(|k| a.has(k))
-        .collect();
+    let kinds: Vec<&str> = ["NAME", "IMPORT", "QUERYPARAM"].into_iter().filter(|k| a.has(k)).collect();
     if kinds.len() != 1 {
         ctx.v(line.no, DEFINE, format!("has {kinds:?}"));
     }
@@ -947,8 +883,7 @@ impl MediaParser {
             self.m.need(8, "variable substitution", line.no);
         }
         if self.pending.extinf.is_none() {
-            self.ctx
-                .v(line.no, EXTINF_REQUIRED, format!("URI line {:?} has no EXTINF", line.text));
+            self.ctx.v(line.no, EXTINF_REQUIRED, format!("URI line {:?} has no EXTINF", line.text));
         }
         let mut seg = std::mem::take(&mut self.pending);
         seg.uri = line.text.clone();
@@ -976,8 +911,7 @@ impl MediaParser {
         let name = line.name.as_str();
         if let Some(rule) = once_rule(name) {
             if let Some(&first) = self.seen.get(name) {
-                self.ctx
-                    .v(line.no, rule, format!("#{name} repeated (first on line {first})"));
+                self.ctx.v(line.no, rule, format!("#{name} repeated (first on line {first})"));
             }
         }
         self.seen.entry(name.to_string()).or_insert(line.no);
@@ -985,11 +919,7 @@ impl MediaParser {
             self.m.need(8, "variable substitution", line.no);
         }
         if MULTIVARIANT_TAGS.contains(&name) {
-            self.ctx.v(
-                line.no,
-                MIXED,
-                format!("Multivariant Playlist tag #{name} in a Media Playlist"),
-            );
+            self.ctx.v(line.no, MIXED, format!("Multivariant Playlist tag #{name} in a Media Playlist"));
             return;
         }
         let value = line.value.clone();
@@ -1006,9 +936,7 @@ impl MediaParser {
                         self.m.version = Some((line.no, v));
                     }
                 }
-                None => self
-                    .ctx
-                    .v(line.no, VERSION_FORMAT, format!("{:?}", line.text)),
+                None => self.ctx.v(line.no, VERSION_FORMAT, format!("{:?}", line.text)),
             },
             "EXT-X-TARGETDURATION" => match value.as_deref().and_then(parse_decimal_integer) {
                 Some(v) if v >= 1 => {
@@ -1016,9 +944,7 @@ impl MediaParser {
                         self.m.target = Some((line.no, v));
                     }
                 }
-                _ => self
-                    .ctx
-                    .v(line.no, TARGETDURATION, format!("{:?}", line.text)),
+                _ => self.ctx.v(line.no, TARGETDURATION, format!("{:?}", line.text)),
             },
             "EXT-X-MEDIA-SEQUENCE" => {
                 match value.as_deref().and_then(parse_decimal_integer) {
@@ -1027,16 +953,10 @@ impl MediaParser {
                             self.m.media_sequence = Some((line.no, v));
                         }
                     }
-                    None => self
-                        .ctx
-                        .v(line.no, MEDIA_SEQUENCE, format!("{:?}", line.text)),
+                    None => self.ctx.v(line.no, MEDIA_SEQUENCE, format!("{:?}", line.text)),
                 }
                 if let Some(first) = self.m.first_segment_line {
-                    self.ctx.v(
-                        line.no,
-                        MEDIA_SEQUENCE,
-                        format!("after the first Media Segment (line {first})"),
-                    );
+                    self.ctx.v(line.no, MEDIA_SEQUENCE, format!("after the first Media Segment (line {first})"));
                 }
             }
             "EXT-X-DISCONTINUITY-SEQUENCE" => {
@@ -1046,19 +966,12 @@ impl MediaParser {
                             self.m.disc_sequence = Some((line.no, v));
                         }
                     }
-                    None => self
-                        .ctx
-                        .v(line.no, DISC_SEQUENCE, format!("{:?}", line.text)),
+                    None => self.ctx.v(line.no, DISC_SEQUENCE, format!("{:?}", line.text)),
                 }
                 if let Some(first) = self.m.first_segment_line {
-                    self.ctx.v(
-                        line.no,
-                        DISC_SEQUENCE,
-                        format!("after the first Media Segment (line {first})"),
-                    );
+                    self.ctx.v(line.no, DISC_SEQUENCE, format!("after the first Media Segment (line {first})"));
                 } else if self.disc_count > 0 {
-                    self.ctx
-                        .v(line.no, DISC_SEQUENCE, "after an EXT-X-DISCONTINUITY");
+                    self.ctx.v(line.no, DISC_SEQUENCE, "after an EXT-X-DISCONTINUITY");
                 }
             }
             "EXT-X-ENDLIST" => {
@@ -1069,9 +982,7 @@ impl MediaParser {
                 Some(t @ ("EVENT" | "VOD")) => {
                     self.m.playlist_type.get_or_insert((line.no, t.to_string()));
                 }
-                _ => self
-                    .ctx
-                    .v(line.no, PLAYLIST_TYPE, format!("{:?}", line.text)),
+                _ => self.ctx.v(line.no, PLAYLIST_TYPE, format!("{:?}", line.text)),
             },
             "EXT-X-I-FRAMES-ONLY" => {
                 no_value(&mut self.ctx, line);
@@ -1120,11 +1031,7 @@ impl MediaParser {
                     Some((d, _title)) => {
                         let parsed = parse_decimal_float(d);
                         if parsed.is_none() {
-                            self.ctx.v(
-                                line.no,
-                                EXTINF_FORMAT,
-                                format!("duration {d:?} is not a decimal number"),
-                            );
+                            self.ctx.v(line.no, EXTINF_FORMAT, format!("duration {d:?} is not a decimal number"));
                         } else if d.contains('.') {
                             self.m.need(3, "floating-point EXTINF durations", line.no);
                         }
@@ -1176,8 +1083,7 @@ impl MediaParser {
                 t.quoted("URI", true);
                 if let Some(br) = t.quoted("BYTERANGE", false) {
                     if !matches!(parse_byterange(&br), Some((_, Some(_)))) {
-                        self.ctx
-                            .v(line.no, MAP, format!("BYTERANGE {br:?} is not <n>@<o>"));
+                        self.ctx.v(line.no, MAP, format!("BYTERANGE {br:?} is not <n>@<o>"));
                     }
                 }
                 self.req_attrs(&a, line.no);
@@ -1215,8 +1121,7 @@ impl MediaParser {
                 let byterange = t.quoted("BYTERANGE", false);
                 if let Some(br) = &byterange {
                     if parse_byterange(br).is_none() {
-                        self.ctx
-                            .v(line.no, PART_ATTRS, format!("BYTERANGE {br:?} is not <n>[@<o>]"));
+                        self.ctx.v(line.no, PART_ATTRS, format!("BYTERANGE {br:?} is not <n>[@<o>]"));
                     }
                 }
                 self.req_attrs(&a, line.no);
@@ -1255,25 +1160,16 @@ impl MediaParser {
                     None => false,
                     Some(Val::Quoted(_)) => true,
                     Some(_) => {
-                        self.ctx.v(
-                            line.no,
-                            SKIP_ATTRS,
-                            "RECENTLY-REMOVED-DATERANGES is not a quoted-string",
-                        );
+                        self.ctx.v(line.no, SKIP_ATTRS, "RECENTLY-REMOVED-DATERANGES is not a quoted-string");
                         true
                     }
                 };
                 self.m.need(9, "EXT-X-SKIP", line.no);
                 if v2 {
-                    self.m
-                        .need(10, "EXT-X-SKIP replacing EXT-X-DATERANGE tags", line.no);
+                    self.m.need(10, "EXT-X-SKIP replacing EXT-X-DATERANGE tags", line.no);
                 }
                 if let Some(first) = self.m.first_defining_line {
-                    self.ctx.v(
-                        line.no,
-                        SKIP_POSITION,
-                        format!("after the Media Segment line {first}"),
-                    );
+                    self.ctx.v(line.no, SKIP_POSITION, format!("after the Media Segment line {first}"));
                 }
                 self.req_attrs(&a, line.no);
                 if self.m.skip.is_none() {
@@ -1333,8 +1229,7 @@ impl MediaParser {
         if method == "NONE" {
             let others: Vec<&str> = a.names().filter(|n| *n != "METHOD").collect();
             if !others.is_empty() {
-                self.ctx
-                    .v(line.no, KEY, format!("METHOD=NONE with other attributes {others:?}"));
+                self.ctx.v(line.no, KEY, format!("METHOD=NONE with other attributes {others:?}"));
             }
             return;
         }
@@ -1344,12 +1239,10 @@ impl MediaParser {
             None => {}
             Some(v) => {
                 if !matches!(v, Val::Plain(s) if is_hex_sequence(s) && s.len() == 34) {
-                    self.ctx
-                        .v(line.no, KEY, format!("IV {:?} is not a 128-bit hexadecimal-sequence", v.text()));
+                    self.ctx.v(line.no, KEY, format!("IV {:?} is not a 128-bit hexadecimal-sequence", v.text()));
                 }
                 if method == "AES-256-GCM" || method == "SAMPLE-AES-CTR" {
-                    self.ctx
-                        .v(line.no, KEY, format!("IV is not allowed with METHOD={method}"));
+                    self.ctx.v(line.no, KEY, format!("IV is not allowed with METHOD={method}"));
                 }
                 self.m.need(2, "the IV attribute of EXT-X-KEY", line.no);
             }
@@ -1368,8 +1261,7 @@ impl MediaParser {
             self.ctx.v(l, SEGMENT_URI, "EXTINF is not followed by a URI line");
         }
         if let Some((l, _)) = &p.byterange {
-            self.ctx
-                .v(*l, SEGMENT_URI, "EXT-X-BYTERANGE is not followed by a URI line");
+            self.ctx.v(*l, SEGMENT_URI, "EXT-X-BYTERANGE is not followed by a URI line");
         }
         let base = self.m.base_msn();
         let ds = self.m.disc_sequence.map_or(0, |(_, v)| v);
@@ -1479,11 +1371,7 @@ fn duration_rules(m: &Media, ctx: &mut Ctx) {
     for s in &m.segments {
         if let (Some(d), Some(l)) = (s.duration, s.extinf_line) {
             if d.round() > td as f64 {
-                ctx.v(
-                    l,
-                    EXTINF_LE_TARGET,
-                    format!("EXTINF {d} rounds to {} > EXT-X-TARGETDURATION {td}", d.round()),
-                );
+                ctx.v(l, EXTINF_LE_TARGET, format!("EXTINF {d} rounds to {} > EXT-X-TARGETDURATION {td}", d.round()));
             }
         }
     }
@@ -1493,10 +1381,7 @@ fn server_control_rules(m: &Media, ctx: &mut Ctx) {
     let any_parts = m.all_parts().next().is_some();
     let sc_line = m.server_control.as_ref().map_or(0, |(l, _)| *l);
     let phb = m.server_control_float("PART-HOLD-BACK");
-    let phb_present = m
-        .server_control
-        .as_ref()
-        .is_some_and(|(_, a)| a.has("PART-HOLD-BACK"));
+    let phb_present = m.server_control.as_ref().is_some_and(|(_, a)| a.has("PART-HOLD-BACK"));
     if (m.part_inf.is_some() || any_parts) && !phb_present {
         let line = if sc_line > 0 { sc_line } else { m.part_inf.unwrap_or(0) };
         ctx.v(line, SC_PHB_REQUIRED, "no EXT-X-SERVER-CONTROL PART-HOLD-BACK");
@@ -1565,11 +1450,7 @@ fn part_rules(m: &Media, ctx: &mut Ctx) {
                 let exempt = p.independent || p.gap || next_gap || last;
                 if !exempt && d + EPS < 0.85 * pt {
                     let why = if complete { "" } else { " (not the last part listed)" };
-                    ctx.v(
-                        p.line,
-                        PART_MIN,
-                        format!("DURATION {d} < 0.85 x PART-TARGET {pt}{why}"),
-                    );
+                    ctx.v(p.line, PART_MIN, format!("DURATION {d} < 0.85 x PART-TARGET {pt}{why}"));
                 }
             }
         }
@@ -1602,11 +1483,7 @@ fn part_rules(m: &Media, ctx: &mut Ctx) {
                 ctx.v(line, PART_SUM, format!("parts add up to {sum:.6}, EXTINF is {d}"));
             }
             if i != fw && !s.parts.iter().any(|p| p.independent) {
-                ctx.v(
-                    s.parts[0].line,
-                    LL_INDEPENDENT,
-                    format!("no part of segment {} has INDEPENDENT=YES", s.msn),
-                );
+                ctx.v(s.parts[0].line, LL_INDEPENDENT, format!("no part of segment {} has INDEPENDENT=YES", s.msn));
             }
         }
     }
@@ -1670,13 +1547,7 @@ fn metadata_rules(m: &Media, ctx: &mut Ctx) {
     }
 
     // EXT-X-PRELOAD-HINT
-    let last_media_line = m
-        .segments
-        .last()
-        .map(|s| s.uri_line)
-        .into_iter()
-        .chain(m.all_parts().map(|p| p.line))
-        .max();
+    let last_media_line = m.segments.last().map(|s| s.uri_line).into_iter().chain(m.all_parts().map(|p| p.line)).max();
     let mut per_type: BTreeMap<&str, usize> = BTreeMap::new();
     for h in &m.hints {
         if let Some(l) = m.endlist {
@@ -1731,9 +1602,7 @@ fn has_scheme(uri: &str) -> bool {
         Some((scheme, _)) => {
             !scheme.is_empty()
                 && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-                && scheme
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+                && scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
         }
         None => false,
     }
@@ -1842,6 +1711,9 @@ fn m3u8_rs_media(text: &str, m: &Media, ctx: &mut Ctx) {
 // check_master_playlist
 // =============================================================================
 
+/// (line, NAME, DEFAULT=YES) of an EXT-X-MEDIA in a Rendition Group.
+type GroupMember = (usize, String, bool);
+
 struct Variant {
     line: usize,
     attrs: Attrs,
@@ -1944,11 +1816,7 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
             }
             "EXT-X-STREAM-INF" => {
                 expecting_uri = Some(line.no);
-                variants.push(Variant {
-                    line: line.no,
-                    attrs,
-                    uri: None,
-                });
+                variants.push(Variant { line: line.no, attrs, uri: None });
             }
             "EXT-X-I-FRAME-STREAM-INF" => iframes.push((line.no, attrs)),
             "EXT-X-MEDIA" => {
@@ -2003,7 +1871,7 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
     }
 
     // EXT-X-MEDIA and groups.
-    let mut groups: BTreeMap<(String, String), Vec<(usize, String, bool)>> = BTreeMap::new();
+    let mut groups: BTreeMap<(String, String), Vec<GroupMember>> = BTreeMap::new();
     for (no, a) in &medias {
         let fake = fake_line(*no, "EXT-X-MEDIA");
         let mut t = typed(&mut ctx, &fake, a, MEDIA_ATTRS);
@@ -2053,10 +1921,7 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
             }
         }
         if let (Some(g), Some(n)) = (group, name) {
-            groups
-                .entry((typ, g))
-                .or_default()
-                .push((*no, n, default.as_deref() == Some("YES")));
+            groups.entry((typ, g)).or_default().push((*no, n, default.as_deref() == Some("YES")));
         }
     }
     for ((typ, g), members) in &groups {
@@ -2074,16 +1939,9 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
     let has_group = |typ: &str, g: &str| groups.contains_key(&(typ.to_string(), g.to_string()));
 
     // EXT-X-STREAM-INF
-    let cc_none: Vec<bool> = variants
-        .iter()
-        .map(|v| v.attrs.plain("CLOSED-CAPTIONS") == Some("NONE"))
-        .collect();
+    let cc_none: Vec<bool> = variants.iter().map(|v| v.attrs.plain("CLOSED-CAPTIONS") == Some("NONE")).collect();
     if cc_none.iter().any(|&b| b) && !cc_none.iter().all(|&b| b) {
-        let l = variants
-            .iter()
-            .zip(&cc_none)
-            .find(|(_, b)| !**b)
-            .map_or(0, |(v, _)| v.line);
+        let l = variants.iter().zip(&cc_none).find(|(_, b)| !**b).map_or(0, |(v, _)| v.line);
         ctx.v(l, SI_CC_NONE, "CLOSED-CAPTIONS=NONE on some EXT-X-STREAM-INF but not this one");
     }
     let scores = variants.iter().filter(|v| v.attrs.has("SCORE")).count();
@@ -2155,13 +2013,7 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
 }
 
 fn fake_line(no: usize, name: &str) -> Line {
-    Line {
-        no,
-        text: String::new(),
-        kind: Kind::Tag,
-        name: name.to_string(),
-        value: None,
-    }
+    Line { no, text: String::new(), kind: Kind::Tag, name: name.to_string(), value: None }
 }
 
 /// Attributes shared by EXT-X-STREAM-INF and EXT-X-I-FRAME-STREAM-INF.
@@ -2291,11 +2143,7 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
             start += d;
         }
         if n_usize < n_min || n_usize > n_max {
-            let want = if n_min == n_max {
-                format!("{n_min}")
-            } else {
-                format!("{n_min}..={n_max}")
-            };
+            let want = if n_min == n_max { format!("{n_min}") } else { format!("{n_min}..={n_max}") };
             ctx.v(
                 skip_line,
                 DELTA_SKIP_COUNT,
@@ -2305,10 +2153,7 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
     }
 
     // Line structure: delta = full[..a] ++ X ++ full[b..].
-    let a = f
-        .first_segment_line
-        .and_then(|l| fl.iter().position(|x| x.no >= l))
-        .unwrap_or(fl.len());
+    let a = f.first_segment_line.and_then(|l| fl.iter().position(|x| x.no >= l)).unwrap_or(fl.len());
     let b = if n_usize == 0 {
         a
     } else {
@@ -2335,11 +2180,7 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
     let required: Vec<&str> = if v2 {
         Vec::new()
     } else {
-        skipped
-            .iter()
-            .filter(|l| l.is_tag("EXT-X-DATERANGE"))
-            .map(|l| l.text.as_str())
-            .collect()
+        skipped.iter().filter(|l| l.is_tag("EXT-X-DATERANGE")).map(|l| l.text.as_str()).collect()
     };
     // The EXT-X-SKIP line itself is placed by the SKIP_POSITION rule; compare
     // everything else.
@@ -2352,9 +2193,7 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
     };
     let (a, b) = (index_of(a), index_of(b));
     let suffix = &fl_kept[b..];
-    let same = |x: &Line, y: &Line| {
-        x.text == y.text || (x.is_tag("EXT-X-VERSION") && y.is_tag("EXT-X-VERSION"))
-    };
+    let same = |x: &Line, y: &Line| x.text == y.text || (x.is_tag("EXT-X-VERSION") && y.is_tag("EXT-X-VERSION"));
 
     if dl_kept.len() < a + suffix.len() {
         ctx.v(
@@ -2373,10 +2212,7 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
         ctx.v(
             dl_kept[i].no,
             DELTA_SAME,
-            format!(
-                "expected {:?} (full line {}), found {:?}",
-                fl_kept[i].text, fl_kept[i].no, dl_kept[i].text
-            ),
+            format!("expected {:?} (full line {}), found {:?}", fl_kept[i].text, fl_kept[i].no, dl_kept[i].text),
         );
     }
     let tail_start = dl_kept.len() - suffix.len();
@@ -2401,13 +2237,20 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
             ctx.v(
                 l.no,
                 DELTA_SAME,
-                format!("{:?} is neither in the full Playlist here nor a tag of the skipped segments that may stay", l.text),
+                format!(
+                    "{:?} is neither in the full Playlist here nor a tag of the skipped segments that may stay",
+                    l.text
+                ),
             );
         }
     }
     for r in &required {
         if !found_required.contains(r) {
-            ctx.v(skip_line, DELTA_SAME, format!("the skipped segments' {r:?} was not kept (only segments are skipped)"));
+            ctx.v(
+                skip_line,
+                DELTA_SAME,
+                format!("the skipped segments' {r:?} was not kept (only segments are skipped)"),
+            );
         }
     }
     out.extend(ctx.out);
@@ -2415,10 +2258,7 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
 }
 
 fn content_lines(lines: &[Line]) -> Vec<&Line> {
-    lines
-        .iter()
-        .filter(|l| l.kind == Kind::Tag || l.kind == Kind::Uri)
-        .collect()
+    lines.iter().filter(|l| l.kind == Kind::Tag || l.kind == Kind::Uri).collect()
 }
 
 // =============================================================================
@@ -2477,7 +2317,11 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) 
         }
         let discontinuities = p.segments.iter().chain(&n.segments).any(|s| s.discontinuity.is_some());
         if discontinuities && n.disc_sequence.is_none() {
-            ctx.v(0, SEQ_REMOVE_TAGS, format!("{tag}: segments with EXT-X-DISCONTINUITY removed without EXT-X-DISCONTINUITY-SEQUENCE"));
+            ctx.v(
+                0,
+                SEQ_REMOVE_TAGS,
+                format!("{tag}: segments with EXT-X-DISCONTINUITY removed without EXT-X-DISCONTINUITY-SEQUENCE"),
+            );
         }
         if let Some((l, t)) = &n.playlist_type {
             ctx.v(*l, SEQ_LIVE_TYPE, format!("{tag}: segments removed from an EXT-X-PLAYLIST-TYPE:{t} Playlist"));
@@ -2509,7 +2353,10 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) 
             ctx.v(
                 ns.uri_line,
                 SEQ_SEGMENT,
-                format!("{tag}: segment {} was {:?} {:?}, now {:?} {:?}", ps.msn, ps.own_tags, ps.uri, ns.own_tags, ns.uri),
+                format!(
+                    "{tag}: segment {} was {:?} {:?}, now {:?} {:?}",
+                    ps.msn, ps.own_tags, ps.uri, ns.own_tags, ns.uri
+                ),
             );
         }
         if let (Some(a), Some(b)) = (&ps.map, &ns.map) {
@@ -2521,7 +2368,11 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) 
             ctx.v(ns.uri_line, SEQ_SEGMENT, format!("{tag}: segment {} EXT-X-KEY changed", ps.msn));
         }
         if p.skip.is_none() && n.skip.is_none() && ps.dsn != ns.dsn {
-            ctx.v(ns.uri_line, SEQ_DSN, format!("{tag}: segment {} Discontinuity Sequence Number {} -> {}", ps.msn, ps.dsn, ns.dsn));
+            ctx.v(
+                ns.uri_line,
+                SEQ_DSN,
+                format!("{tag}: segment {} Discontinuity Sequence Number {} -> {}", ps.msn, ps.dsn, ns.dsn),
+            );
         }
     }
 
@@ -2577,7 +2428,11 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) 
                     ctx.v(np.line, SEQ_PARTS, format!("{tag}: segment {msn} part {:?} became {:?}", pp.text, np.text));
                 }
                 None if was_complete => {
-                    ctx.v(np.line, SEQ_PARTS_ADDED, format!("{tag}: part {:?} added to the completed segment {msn}", np.uri));
+                    ctx.v(
+                        np.line,
+                        SEQ_PARTS_ADDED,
+                        format!("{tag}: part {:?} added to the completed segment {msn}", np.uri),
+                    );
                 }
                 None => {}
             }
@@ -2603,7 +2458,11 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) 
             if *msn > oldest && !pparts.is_empty() && n_by_msn.contains_key(msn) {
                 let still = n_parts.get(msn).is_some_and(|(_, x)| !x.is_empty());
                 if !still {
-                    ctx.v(0, SEQ_PARTS_ORDER, format!("{tag}: parts of segment {msn} removed while segment {oldest} keeps its parts"));
+                    ctx.v(
+                        0,
+                        SEQ_PARTS_ORDER,
+                        format!("{tag}: parts of segment {msn} removed while segment {oldest} keeps its parts"),
+                    );
                 }
             }
         }
