@@ -317,7 +317,8 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
         let next = next_point(h, at);
         let _ = writeln!(s, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_name(&label, next.msn, next.part));
     }
-    for other in reports {
+    // An ended playlist has nothing more to report.
+    for other in reports.iter().filter(|_| !ended) {
         let _ = writeln!(
             s,
             "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={},LAST-PART={}",

@@ -1964,8 +1964,9 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
         match a.get("FRAME-RATE") {
             None => {}
             Some(Val::Plain(s)) if parse_decimal_float(s).is_some() => {
-                if s.split_once('.').is_some_and(|(_, f)| f.len() > 3) {
-                    ctx.v(v.line, SI_FRAME_RATE, format!("FRAME-RATE {s} has more than 3 decimals"));
+                let decimals = s.split_once('.').map_or(0, |(_, f)| f.len());
+                if decimals > 3 {
+                    ctx.v(v.line, SI_FRAME_RATE, format!("FRAME-RATE {s} has {decimals} decimals"));
                 }
             }
             Some(other) => ctx.v(v.line, SI_FRAME_RATE, format!("FRAME-RATE {:?}", other.text())),
@@ -1973,11 +1974,10 @@ pub fn check_master_playlist(text: &str) -> Vec<Violation> {
         for (attr, typ) in [("AUDIO", "AUDIO"), ("VIDEO", "VIDEO"), ("SUBTITLES", "SUBTITLES")] {
             match a.get(attr) {
                 None => {}
-                Some(Val::Quoted(g)) => {
-                    if !has_group(typ, g) {
-                        ctx.v(v.line, SI_GROUP_REF, format!("{attr}={g:?} names no EXT-X-MEDIA TYPE={typ} group"));
-                    }
+                Some(Val::Quoted(g)) if !has_group(typ, g) => {
+                    ctx.v(v.line, SI_GROUP_REF, format!("{attr}={g:?} names no EXT-X-MEDIA TYPE={typ} group"));
                 }
+                Some(Val::Quoted(_)) => {}
                 Some(Val::Plain(p)) => ctx.v(v.line, SI_GROUP_REF, format!("{attr}={p} is not a quoted-string")),
             }
         }
