@@ -367,7 +367,7 @@ fn parse_sps_full(nal: &[u8]) -> Result<(SpsInfo, SpsExtra), CodecError> {
 
     let mut extra = SpsExtra { chroma_format_idc: 1, bit_depth_luma_minus8: 0, bit_depth_chroma_minus8: 0 };
     let mut separate_colour_plane = false;
-    if matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135) {
+    if matches!(profile_idc, 100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135 | 144) {
         // The ue_max bounds make the narrowing casts below lossless.
         extra.chroma_format_idc = r.ue_max(3, "chroma_format_idc out of range")? as u8;
         if extra.chroma_format_idc == 3 {
@@ -614,6 +614,7 @@ fn sample_rate_for_index(index: u32) -> Option<u32> {
 /// the caller checks that the whole frame is present.
 pub fn parse_adts(buf: &[u8]) -> Result<AdtsHeader, CodecError> {
     let h: &[u8; 7] = buf.get(..7).and_then(|s| s.try_into().ok()).ok_or(CodecError::Adts("truncated header"))?;
+    // `h` is a `[u8; 7]`: the constant indexes below are in range.
     if h[0] != 0xff || h[1] & 0xf0 != 0xf0 {
         return Err(CodecError::Adts("missing syncword"));
     }

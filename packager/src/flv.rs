@@ -168,6 +168,8 @@ impl FlvDemuxer {
     /// = sample rate); raw frames become samples at
     /// `floor(timestamp * rate / 1000)`. Script data `onMetaData` sets the
     /// bitrate hints of later Track events; unparseable metadata is ignored.
+    /// Empty sequence headers (ffmpeg writes one when its encoder has no
+    /// global header) are ignored rather than rejected.
     pub fn push(&mut self, tag_type: u8, timestamp_ms: i64, body: &Bytes) -> Result<Vec<DemuxEvent>, DemuxError> {
         self.tags += 1;
         match tag_type {
@@ -249,6 +251,11 @@ impl FlvDemuxer {
         let cts = i64::from(i32::from_be_bytes([h[1], h[2], h[3], 0]) >> 8);
         let payload = body.slice(5..);
         match packet_type {
+            0 if payload.is_empty() => {
+                // ffmpeg's FLV muxer writes an empty sequence header when the
+                // encoder has no global header: no configuration yet.
+                Ok(Vec::new())
+            }
             0 => {
                 let config = AvcConfig::from_avcc(&payload)
                     .map_err(|e| self.error(WHAT, ts, format!("AVC sequence header: {e}")))?;
@@ -349,6 +356,7 @@ impl FlvDemuxer {
         };
         let payload = body.slice(2..);
         match packet_type {
+            0 if payload.is_empty() => Ok(Vec::new()), // no configuration yet
             0 => {
                 let config = AacConfig::from_asc(&payload)
                     .map_err(|e| self.error(WHAT, ts, format!("AAC sequence header: {e}")))?;
@@ -744,6 +752,11 @@ mod tests {
         let s = sample(&ev[0]);
         assert_eq!((s.track, s.dts, s.pts, s.keyframe), (TrackId(2), 1014, 1014, true));
         assert_eq!(&s.data[..], &[0x21, 0x1b, 0x80]);
+
+        // Empty sequence headers neither fail nor replace the configuration.
+        assert_eq!(d.push(9, 2000, &video_tag(1, 0, 0, &[])), Ok(vec![]));
+        assert_eq!(d.push(8, 2000, &audio_tag(0, &[])), Ok(vec![]));
+        assert!(d.video_config().is_some() && d.audio_config().is_some());
 
         // End of sequence and unknown tag types are ignored.
         assert_eq!(d.push(9, 2000, &video_tag(1, 2, 0, &[])), Ok(vec![]));

@@ -154,8 +154,8 @@ pub struct LlHlsParams {
     pub can_skip_until_ms: Option<u32>,
 }
 
-/// Parts are listed for segments whose end is less than this many target
-/// durations before the end of the playlist (HLS 4.4.4.9 asks servers to
+/// A part of a complete segment is listed while it ends less than this many
+/// target durations before the end of the playlist (HLS 6.2.2 asks servers to
 /// remove EXT-X-PART tags older than three target durations).
 pub const PART_RETENTION_TARGET_DURATIONS: u32 = 3;
 
@@ -217,18 +217,22 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     let ts = track.timescale;
     let first = complete.first().copied().or(partial.map(|(e, _)| e))?;
 
-    // Parts shown: the segment in progress, and complete segments that end
-    // within PART_RETENTION_TARGET_DURATIONS of the playlist's end.
+    // Parts shown: all of the segment in progress, and each part of a
+    // complete segment that ends less than PART_RETENTION_TARGET_DURATIONS
+    // before the end of the playlist. `first_part[k]` is the first part of
+    // complete segment k still listed (== parts.len() for none).
     let retention = i64::from(PART_RETENTION_TARGET_DURATIONS * p.target_duration_s) * i64::from(ts.get());
     let partial_len: i64 = partial.map_or(0, |(e, n)| e.parts[..n].iter().map(|x| x.duration).sum());
-    let mut age = partial_len;
-    let mut show_parts = vec![false; complete.len()];
-    for (k, e) in complete.iter().enumerate().rev() {
-        if age >= retention {
-            break;
+    let mut first_part: Vec<usize> = complete.iter().map(|e| e.parts.len()).collect();
+    let mut age = partial_len; // distance from the end of the playlist to the end of the current part
+    'segments: for (k, e) in complete.iter().enumerate().rev() {
+        for (j, part) in e.parts.iter().enumerate().rev() {
+            if age >= retention {
+                break 'segments;
+            }
+            first_part[k] = j;
+            age += part.duration;
         }
-        show_parts[k] = true;
-        age += e.duration;
     }
 
     // Delta update: skip leading segments while what remains still covers
@@ -278,8 +282,8 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
         let pdt = pdt_base_ms + ts.convert_floor(e.start, Timescale::MILLIS);
         let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", fmt_pdt(pdt));
     };
-    let write_parts = |s: &mut String, e: &SegmentEntry, n: usize| {
-        for (k, part) in e.parts[..n].iter().enumerate() {
+    let write_parts = |s: &mut String, e: &SegmentEntry, from: usize, n: usize| {
+        for (k, part) in e.parts.iter().enumerate().take(n).skip(from) {
             let _ = write!(
                 s,
                 "#EXT-X-PART:DURATION={},URI=\"{}\"",
@@ -298,9 +302,7 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
 
     for (k, e) in complete.iter().enumerate().skip(skipped) {
         write_head(&mut s, e, k == 0);
-        if show_parts[k] {
-            write_parts(&mut s, e, e.parts.len());
-        }
+        write_parts(&mut s, e, first_part[k], e.parts.len());
         let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, ts));
         if e.parts.iter().all(|x| x.gap) {
             s.push_str("#EXT-X-GAP\n");
@@ -309,7 +311,7 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     }
     if let Some((e, n)) = partial {
         write_head(&mut s, e, complete.is_empty());
-        write_parts(&mut s, e, n);
+        write_parts(&mut s, e, 0, n);
     }
     if ended {
         s.push_str("#EXT-X-ENDLIST\n");

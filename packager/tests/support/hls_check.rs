@@ -14,6 +14,12 @@
 //! mod hls_check;
 //! ```
 //!
+//! Entry points: [`check_media_playlist`], [`check_master_playlist`],
+//! [`check_delta_update`] (a `_HLS_skip` answer against the full playlist),
+//! [`check_playlist_sequence`] (successive snapshots of one live playlist) and
+//! [`check_renditions`] (all Media Playlists of a presentation at one moment).
+//! The rule strings are in [`rules`]; SHOULD-level rules say SHOULD.
+//!
 //! It depends only on `std` and `m3u8-rs`: the tags are read by a small line
 //! parser of its own (m3u8-rs drops the low-latency tags), and every playlist
 //! is also handed to `m3u8_rs::parse_playlist_res`, whose result is compared
@@ -95,10 +101,12 @@ pub mod rules {
     pub const BYTERANGE: &str = "4.4.4.2 EXT-X-BYTERANGE:<n>[@<o>]";
     pub const KEY: &str = "4.4.4.4 EXT-X-KEY attributes";
     pub const MAP: &str = "4.4.4.5 EXT-X-MAP URI and BYTERANGE <n>@<o>";
-    pub const PDT_FORMAT: &str = "4.4.4.6 EXT-X-PROGRAM-DATE-TIME is ISO 8601 with milliseconds and a time zone";
+    pub const PDT_FORMAT: &str =
+        "4.4.4.6 EXT-X-PROGRAM-DATE-TIME is ISO 8601 (MUST) with milliseconds and a time zone (SHOULD)";
     pub const PDT_CONSISTENT: &str =
         "6.2.1 EXT-X-PROGRAM-DATE-TIME advances by the EXTINF durations (lockstep: within 1 ms)";
-    pub const PDT_ON_DISCONTINUITY: &str = "6.2.1 EXT-X-PROGRAM-DATE-TIME on every segment with EXT-X-DISCONTINUITY";
+    pub const PDT_ON_DISCONTINUITY: &str =
+        "6.2.1 EXT-X-PROGRAM-DATE-TIME SHOULD be on every segment with EXT-X-DISCONTINUITY";
     pub const BITRATE: &str = "4.4.4.8 EXT-X-BITRATE:<decimal-integer>";
     pub const PART_ATTRS: &str = "4.4.4.9 EXT-X-PART URI and DURATION (and INDEPENDENT, BYTERANGE, GAP types)";
     pub const PART_TAGS_FIRST: &str =
@@ -108,7 +116,7 @@ pub mod rules {
     pub const PART_IFRAMES: &str = "4.4.4.9 EXT-X-I-FRAMES-ONLY Playlists SHOULD NOT use Partial Segments";
     pub const PART_SUM: &str = "3.2 the Partial Segments of a Parent Segment add up to its EXTINF (within 1 ms)";
     pub const PARTS_TOO_OLD: &str =
-        "6.2.2 EXT-X-PART removed once more than 3 Target Durations from the end of the Playlist";
+        "6.2.2 EXT-X-PART SHOULD be removed once more than 3 Target Durations from the end of the Playlist";
     pub const PARTS_ORDER: &str = "6.2.2 EXT-X-PART tags removed in Playlist order";
     pub const DATERANGE: &str = "4.4.5.1 EXT-X-DATERANGE ID, START-DATE, and a PROGRAM-DATE-TIME in the Playlist";
     pub const SKIP_ATTRS: &str = "4.4.5.2 EXT-X-SKIP:SKIPPED-SEGMENTS, at most once";
@@ -116,12 +124,13 @@ pub mod rules {
     pub const SKIP_ALLOWED: &str = "6.2.5.1 EXT-X-SKIP only with CAN-SKIP-UNTIL and without EXT-X-ENDLIST";
     pub const HINT_ATTRS: &str = "4.4.5.3 EXT-X-PRELOAD-HINT TYPE=PART|MAP and URI";
     pub const HINT_ENDLIST: &str = "4.4.5.3 no EXT-X-PRELOAD-HINT with EXT-X-ENDLIST";
-    pub const HINT_ONE_PER_TYPE: &str = "6.2.6 at most one EXT-X-PRELOAD-HINT per TYPE";
+    pub const HINT_ONE_PER_TYPE: &str = "6.2.6 SHOULD NOT have two EXT-X-PRELOAD-HINT of one TYPE";
     pub const HINT_POSITION: &str = "lockstep: EXT-X-PRELOAD-HINT after the last EXT-X-PART and segment";
     pub const HINT_NEXT: &str = "4.4.5.3 a TYPE=PART hint names a Partial Segment not yet in the Playlist";
     pub const LL_PRELOAD_HINT: &str = "B.1 a live Playlist with EXT-X-PART has an EXT-X-PRELOAD-HINT TYPE=PART";
     pub const LL_PDT: &str = "B.1 a low-latency Playlist has EXT-X-PROGRAM-DATE-TIME";
-    pub const LL_INDEPENDENT: &str = "B.1/4.4.4.9 every Parent Segment has an INDEPENDENT=YES part";
+    pub const LL_INDEPENDENT: &str =
+        "4.4.4.9/B.1 parts with an independent frame SHOULD say INDEPENDENT=YES; every Parent Segment has one";
     pub const RR_URI: &str = "4.4.5.4 EXT-X-RENDITION-REPORT URI present and relative";
     pub const RR_LAST_MSN: &str = "4.4.5.4 EXT-X-RENDITION-REPORT LAST-MSN (lockstep: never omitted)";
     pub const RR_LAST_PART: &str =
@@ -131,7 +140,7 @@ pub mod rules {
     pub const MV_HAS_TAG: &str = "4.1 a Multivariant Playlist contains Multivariant Playlist tags";
     pub const SI_BANDWIDTH: &str = "4.4.6.2 EXT-X-STREAM-INF BANDWIDTH decimal-integer";
     pub const SI_AVERAGE: &str = "4.4.6.2 AVERAGE-BANDWIDTH decimal-integer (lockstep: <= BANDWIDTH)";
-    pub const SI_CODECS: &str = "4.4.6.2 EXT-X-STREAM-INF CODECS present";
+    pub const SI_CODECS: &str = "4.4.6.2 EXT-X-STREAM-INF SHOULD have CODECS";
     pub const SI_RESOLUTION: &str = "4.4.6.2 RESOLUTION is a decimal-resolution WxH";
     pub const SI_FRAME_RATE: &str = "4.4.6.2 FRAME-RATE decimal-floating-point rounded to 3 decimal places";
     pub const SI_URI: &str = "4.4.6.2 EXT-X-STREAM-INF followed by its URI line";
@@ -155,6 +164,14 @@ pub mod rules {
     pub const DELTA_SKIP_COUNT: &str = "6.2.5.1 SKIPPED-SEGMENTS covers exactly the segments beyond the Skip Boundary";
     pub const DELTA_SAME: &str =
         "6.2.5.1 the Delta Update is the full Playlist with the skipped segments replaced by EXT-X-SKIP";
+
+    // ---- the Renditions of one presentation ------------------------------------
+    pub const REN_TARGET: &str = "6.2.4 every Rendition has the same Target Duration";
+    pub const REN_SERVER_CONTROL: &str = "6.2.4 every Rendition has the same EXT-X-SERVER-CONTROL";
+    pub const REN_PDT: &str = "6.2.4 EXT-X-PROGRAM-DATE-TIME in every Rendition or in none";
+    pub const REN_PLAYLIST_TYPE: &str = "6.2.4 the same EXT-X-PLAYLIST-TYPE in every Rendition";
+    pub const REN_REPORTS: &str =
+        "B.1 a low-latency Media Playlist has an EXT-X-RENDITION-REPORT for every other Rendition";
 
     // ---- successive snapshots ------------------------------------------------
     pub const SEQ_TARGET: &str = "6.2.1 EXT-X-TARGETDURATION never changes";
@@ -2109,8 +2126,41 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
         out.extend(ctx.out);
         return out;
     }
+    // Which segments are "further from the end of the last Media Segment than
+    // the Skip Boundary"? Measured from a segment's end that is the fewest,
+    // from its start the most; anything in between is accepted.
+    let boundary = boundary.unwrap_or(0.0);
+    let durations: Option<Vec<f64>> = f.segments.iter().map(|s| s.duration).collect();
+    let range = durations.map(|durations| {
+        let end: f64 = durations.iter().sum();
+        let (mut start, mut n_min, mut n_max) = (0.0, 0, 0);
+        for d in &durations {
+            if end - (start + d) > boundary + MS {
+                n_min += 1;
+            }
+            if end - start > boundary - MS {
+                n_max += 1;
+            }
+            start += d;
+        }
+        (n_min, n_max)
+    });
     let Some((skip_line, n, v2)) = d.skip else {
-        ctx.v(0, DELTA_REQUIRED, "the Delta Update has no EXT-X-SKIP");
+        if range.is_some_and(|(_, n_max)| n_max == 0) {
+            // Nothing lies beyond the Skip Boundary: nothing to replace, and
+            // the full Playlist is the answer.
+            let same =
+                |x: &&Line, y: &&Line| x.text == y.text || (x.is_tag("EXT-X-VERSION") && y.is_tag("EXT-X-VERSION"));
+            if fl.len() != dl.len() || !fl.iter().zip(&dl).all(|(x, y)| same(x, y)) {
+                ctx.v(
+                    0,
+                    DELTA_SAME,
+                    "no segment is beyond the Skip Boundary, but the answer differs from the full Playlist",
+                );
+            }
+        } else {
+            ctx.v(0, DELTA_REQUIRED, "the Delta Update has no EXT-X-SKIP");
+        }
         out.extend(ctx.out);
         return out;
     };
@@ -2124,24 +2174,7 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
         out.extend(ctx.out);
         return out;
     }
-
-    // Which segments are "further from the end of the last Media Segment than
-    // the Skip Boundary"? Measured from a segment's end that is the fewest,
-    // from its start the most; anything in between is accepted.
-    let boundary = boundary.unwrap_or(0.0);
-    let durations: Option<Vec<f64>> = f.segments.iter().map(|s| s.duration).collect();
-    if let Some(durations) = durations {
-        let end: f64 = durations.iter().sum();
-        let (mut start, mut n_min, mut n_max) = (0.0, 0, 0);
-        for d in &durations {
-            if end - (start + d) > boundary + MS {
-                n_min += 1;
-            }
-            if end - start > boundary - MS {
-                n_max += 1;
-            }
-            start += d;
-        }
+    if let Some((n_min, n_max)) = range {
         if n_usize < n_min || n_usize > n_max {
             let want = if n_min == n_max { format!("{n_min}") } else { format!("{n_min}..={n_max}") };
             ctx.v(
@@ -2310,8 +2343,12 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) 
         ctx.v(line_of(n.disc_sequence), SEQ_DSN_TAG, format!("{tag}: {p_ds} -> {n_ds}"));
     }
 
-    // Segments removed from the start.
-    if n_ms > p_ms {
+    // Segments removed from the start. Without EXT-X-MEDIA-SEQUENCE both
+    // snapshots number from 0, so look at the URIs as well.
+    let shifted = n.media_sequence.is_none()
+        && n.skip.is_none()
+        && n.segments.first().is_some_and(|f| p.segments.iter().skip(1).any(|s| s.uri == f.uri));
+    if n_ms > p_ms || shifted {
         if n.media_sequence.is_none() {
             ctx.v(0, SEQ_REMOVE_TAGS, format!("{tag}: segments removed without EXT-X-MEDIA-SEQUENCE"));
         }
@@ -2467,4 +2504,83 @@ fn sequence_pair(ctx: &mut Ctx, tag: &str, p: &Media, n: &Media, changed: bool) 
             }
         }
     }
+}
+
+// =============================================================================
+// check_renditions
+// =============================================================================
+
+/// Checks the Media Playlists of all the Renditions of one presentation,
+/// taken at the same moment (6.2.4, and B.1 for rendition reports). Each
+/// entry is (URI of the Media Playlist relative to the Multivariant Playlist,
+/// its text). Rules about a single playlist are not repeated here.
+pub fn check_renditions(playlists: &[(&str, &str)]) -> Vec<Violation> {
+    let mut ctx = Ctx::default();
+    let models: Vec<(&str, Media)> = playlists.iter().map(|(n, t)| (*n, parse_media(t).0)).collect();
+    // I-frame (and SUBTITLES) VOD playlists may have their own Target Duration.
+    let exempt = |m: &Media| m.iframes_only.is_some() && m.playlist_type.as_ref().is_some_and(|(_, t)| t == "VOD");
+    let Some((first_name, first)) = models.first() else {
+        return ctx.out;
+    };
+    let sc = |m: &Media| -> Option<BTreeMap<String, String>> {
+        m.server_control.as_ref().map(|(_, a)| a.0.iter().map(|(k, v)| (k.clone(), v.text().to_string())).collect())
+    };
+    let first_sc = sc(first);
+    for (name, m) in models.iter().skip(1) {
+        if !exempt(m) && !exempt(first) && m.td() != first.td() {
+            let line = m.target.map_or(0, |(l, _)| l);
+            ctx.v(line, REN_TARGET, format!("{name}: {:?}, {first_name}: {:?}", m.td(), first.td()));
+        }
+        if sc(m) != first_sc {
+            let line = m.server_control.as_ref().map_or(0, |(l, _)| *l);
+            ctx.v(line, REN_SERVER_CONTROL, format!("{name}: {:?}, {first_name}: {:?}", sc(m), first_sc));
+        }
+        if m.has_pdt != first.has_pdt {
+            ctx.v(0, REN_PDT, format!("{name}: {}, {first_name}: {}", m.has_pdt, first.has_pdt));
+        }
+        let (a, b) = (&m.playlist_type, &first.playlist_type);
+        if a.as_ref().map(|x| &x.1) != b.as_ref().map(|x| &x.1) {
+            ctx.v(0, REN_PLAYLIST_TYPE, format!("{name}: {a:?}, {first_name}: {b:?}"));
+        }
+    }
+    for (name, m) in &models {
+        let low_latency = m.all_parts().next().is_some() && m.endlist.is_none();
+        if !low_latency {
+            continue;
+        }
+        let reported: BTreeSet<String> =
+            m.reports.iter().filter_map(|(_, a)| a.quoted("URI")).map(|uri| resolve(name, uri)).collect();
+        for (other, om) in &models {
+            if other != name && om.iframes_only.is_none() && !reported.contains(&resolve("", other)) {
+                ctx.v(0, REN_REPORTS, format!("{name} has no EXT-X-RENDITION-REPORT for {other}"));
+            }
+        }
+    }
+    ctx.out
+}
+
+/// Resolves a relative reference against the path of `base` (both relative
+/// to the Multivariant Playlist), normalizing "." and "..". An absolute path
+/// is returned without its leading '/'.
+fn resolve(base: &str, uri: &str) -> String {
+    let uri = uri.split(['?', '#']).next().unwrap_or("");
+    let mut parts: Vec<&str> = Vec::new();
+    let joined;
+    let path = if let Some(abs) = uri.strip_prefix('/') {
+        abs
+    } else {
+        let dir = base.rfind('/').map_or("", |i| &base[..=i]);
+        joined = format!("{dir}{uri}");
+        &joined
+    };
+    for seg in path.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            s => parts.push(s),
+        }
+    }
+    parts.join("/")
 }

@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Installs what the tests need (on a fresh Debian 12 machine) and runs every
+# check CI runs: rustfmt, clippy, the test suite and a compile check of the
+# benchmarks. Every cargo step runs even if an earlier one failed; the exit
+# status is non-zero if any step failed.
+#
+# CI runs it through .ci/run. Set CARGO_TARGET_DIR as usual to build
+# elsewhere.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/test.sh [options]
+
+  --no-install   do not install missing system packages (only report them)
+  --skip-cargo   only check/install the dependencies, run no cargo step
+  --dry-run      print the commands instead of running them
+  -h, --help     show this help
+EOF
+}
+
+install=1
+cargo_steps=1
+dry_run=0
+for arg in "$@"; do
+    case $arg in
+    --no-install) install=0 ;;
+    --skip-cargo) cargo_steps=0 ;;
+    --dry-run) dry_run=1 ;;
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    *)
+        echo "test.sh: unknown option: $arg" >&2
+        usage >&2
+        exit 2
+        ;;
+    esac
+done
+
+# The repository root, whatever the working directory.
+src=${BASH_SOURCE[0]}
+case $src in
+*/*) cd "${src%/*}/.." ;;
+*) cd .. ;;
+esac
+
+section() {
+    printf '\n==== %s ====\n' "$*"
+}
+
+# Prints a command, then runs it (only prints it with --dry-run).
+run() {
+    printf '+ %s\n' "$*"
+    if [ "$dry_run" -eq 1 ]; then
+        return 0
+    fi
+    "$@"
+}
+
+# ---------------------------------------------------------------------------
+section "System dependencies (ffmpeg, ffprobe)"
+
+missing_tools() {
+    local tool
+    for tool in ffmpeg ffprobe; do
+        command -v "$tool" >/dev/null 2>&1 || printf '%s ' "$tool"
+    done
+}
+
+missing=$(missing_tools)
+if [ -z "$missing" ]; then
+    echo "found: $(command -v ffmpeg) $(command -v ffprobe)"
+elif [ "$install" -eq 0 ]; then
+    echo "warning: missing ${missing}(not installed: --no-install); tests that need them will fail" >&2
+else
+    echo "missing: ${missing}- installing the ffmpeg package"
+    if [ "$EUID" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "error: installing ffmpeg needs root or sudo" >&2
+        exit 1
+    fi
+    # env passes DEBIAN_FRONTEND through sudo, which resets the environment.
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y ffmpeg
+    if [ "$dry_run" -eq 0 ]; then
+        missing=$(missing_tools)
+        if [ -n "$missing" ]; then
+            echo "error: still missing after apt-get install: ${missing}" >&2
+            exit 1
+        fi
+        echo "installed: $(command -v ffmpeg) $(command -v ffprobe)"
+    fi
+fi
+
+if [ "$cargo_steps" -eq 0 ]; then
+    section "Cargo steps skipped (--skip-cargo)"
+    exit 0
+fi
+
+# ---------------------------------------------------------------------------
+section "Rust toolchain"
+
+if ! command -v cargo >/dev/null 2>&1; then
+    echo "error: cargo is not on PATH; install a Rust toolchain (rustup) first" >&2
+    exit 1
+fi
+for component in fmt clippy; do
+    if ! cargo "$component" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null 2>&1; then
+            name=$component
+            [ "$component" = fmt ] && name=rustfmt
+            run rustup component add "$name"
+        else
+            echo "error: cargo $component is not available and rustup is not on PATH" >&2
+            exit 1
+        fi
+    fi
+done
+cargo --version
+cargo fmt --version
+cargo clippy --version
+
+failed=()
+
+# Runs one cargo step under its own header; records a failure and goes on.
+step() {
+    local name=$1
+    shift
+    section "$name"
+    if run "$@"; then
+        if [ "$dry_run" -eq 1 ]; then
+            echo "(dry run: not run)"
+        else
+            echo "ok: $name"
+        fi
+    else
+        echo "FAILED: $name" >&2
+        failed+=("$name")
+    fi
+}
+
+step "cargo fmt" cargo fmt --all -- --check
+step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
+# --no-fail-fast: one failing test binary does not hide the others' results.
+step "cargo test" cargo test --workspace --no-fail-fast
+
+shopt -s nullglob
+benches=(benches */benches)
+shopt -u nullglob
+if [ "${#benches[@]}" -gt 0 ]; then
+    step "cargo bench (compile only)" cargo bench --workspace --no-run
+else
+    section "cargo bench (compile only)"
+    echo "skipped: no benches directory"
+fi
+
+# ---------------------------------------------------------------------------
+section "Summary"
+if [ "${#failed[@]}" -gt 0 ]; then
+    printf 'FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
+fi
+if [ "$dry_run" -eq 1 ]; then
+    echo "dry run: nothing was run"
+else
+    echo "all checks passed"
+fi
