@@ -116,8 +116,7 @@ fn package(input: &Path, out: &Path) -> Result<()> {
         while let Some(o) = p.poll_output() {
             match o {
                 Output::Object(obj) => {
-                    std::fs::write(out.join(&obj.name), &obj.bytes)
-                        .with_context(|| format!("writing {}", obj.name))?;
+                    std::fs::write(out.join(&obj.name), &obj.bytes).with_context(|| format!("writing {}", obj.name))?;
                     objects += 1;
                 }
                 // Keep every object on disk: a file is played from its start.

@@ -42,7 +42,12 @@ pub fn stream() -> (StreamDescription, Vec<Sample>) {
     let desc = StreamDescription {
         name: "bench/stream".into(),
         tracks: vec![
-            Track { id: TrackId(1), timescale: Timescale::MPEG, codec: CodecConfig::H264(avc), bitrate_hint: Some(6_000_000) },
+            Track {
+                id: TrackId(1),
+                timescale: Timescale::MPEG,
+                codec: CodecConfig::H264(avc),
+                bitrate_hint: Some(6_000_000),
+            },
             Track {
                 id: TrackId(2),
                 timescale: Timescale::new(48_000).expect("nonzero"),
@@ -71,7 +76,14 @@ pub fn stream() -> (StreamDescription, Vec<Sample>) {
             discontinuity: false,
         });
         while a * 1024 * 90_000 / 48_000 <= dts {
-            samples.push(Sample { track: TrackId(2), dts: a * 1024, pts: a * 1024, keyframe: true, data: aac.clone(), discontinuity: false });
+            samples.push(Sample {
+                track: TrackId(2),
+                dts: a * 1024,
+                pts: a * 1024,
+                keyframe: true,
+                data: aac.clone(),
+                discontinuity: false,
+            });
             a += 1;
         }
     }
@@ -80,7 +92,12 @@ pub fn stream() -> (StreamDescription, Vec<Sample>) {
 
 fn config() -> Config {
     Config {
-        llhls: Some(LlHlsConfig { segment_duration_ms: 2000, part_duration_ms: 500, part_hold_back_ms: 1500, segment_count: 10 }),
+        llhls: Some(LlHlsConfig {
+            segment_duration_ms: 2000,
+            part_duration_ms: 500,
+            part_hold_back_ms: 1500,
+            segment_count: 10,
+        }),
         hls: Some(HlsConfig { segment_duration_ms: 2000, segment_count: 10 }),
         start: Start::StreamStart,
         anchor: Anchor::default(),

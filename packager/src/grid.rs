@@ -5,16 +5,25 @@
 //! boundaries are the driver's, placed at its first sample at or after the
 //! driver's boundary time.
 //!
-//! Segment rule, with segment duration `D` and cell `k` = `[kD, (k+1)D)`:
+//! Segment rule, with segment duration `D`, grid phase `φ` and cell `k` =
+//! `[kD + φ, (k+1)D + φ)`:
+//! - The phase is where the stream's first keyframe falls within a segment
+//!   duration (`t mod D`), so that an encoder whose keyframe interval divides
+//!   `D` has a keyframe on every grid line whatever its timestamp offset. A
+//!   packager that joins a stream is given the phase (and base) in a
+//!   [`GridAnchor`] by its peer; without one it takes its own first keyframe.
+//!   After a discontinuity the phase is taken again from the keyframe that
+//!   starts the new segment.
 //! - A segment is cut at the first keyframe at or after the next grid line
-//!   `kD`, if it arrives before `kD + W` (the *tolerance*, see
+//!   `kD + φ`, if it arrives before `kD + φ + W` (the *tolerance*, see
 //!   [`SegmentGrid::tolerance_ms`]).
-//! - If no keyframe arrives in `[kD, kD + W)`, the segment is cut anyway at the
-//!   first sample at or after `kD + W` (a *forced* cut, reported as an event):
-//!   this keeps every EXTINF within TARGETDURATION and the numbering
+//! - If no keyframe arrives in that window, the segment is cut anyway at the
+//!   first sample at or after `kD + φ + W` (a *forced* cut, reported as an
+//!   event): this keeps every EXTINF within TARGETDURATION and the numbering
 //!   contiguous when an encoder's keyframe interval is longer than `D`.
 //! - The media sequence number of the segment in cell `k` is `k + base`
-//!   (`base` is 0 unless a timeline discontinuity or gap moved it).
+//!   (`base` is 0 unless a timeline discontinuity or gap moved it), so
+//!   numbers follow the timeline: `floor((t - φ) / D)`.
 //! - A packager that did not see the stream start (see [`Start`]) starts at the
 //!   first grid line after its first sample, so its first segment is a whole
 //!   one and identical to the same segment of a packager that saw the start.
@@ -22,7 +31,10 @@
 //! Part rule, with part budget `B`: a part is cut before sample `s` when the
 //! part would otherwise reach past `B`, predicting `s`'s duration from the
 //! previous sample: `(dts(s) - part_start) + (dts(s) - dts(prev)) > B`.
-//! The grid restarts at every segment start.
+//! The grid restarts at every segment start, and at a keyframe inside a
+//! segment when the running part is already long enough to stand as a part
+//! (at least 85 % of PART-TARGET plus one follower frame), so that players
+//! can start at scene cuts (INDEPENDENT=YES).
 //!
 //! Every decision is a function of sample timestamps and keyframe flags in
 //! decode order; the interleaving of tracks never matters, because a
@@ -49,6 +61,10 @@ pub struct SegmentGrid {
     pub segment_ms: u32,
     /// Part budget for the driving track; `None` for no parts (classic HLS).
     pub part_budget_ms: Option<u32>,
+    /// A keyframe inside a segment starts a new (independent) part when the
+    /// running part is at least this long, so that it is a valid part on
+    /// its own. `None`: parts never cut at keyframes.
+    pub keyframe_part_min_ms: Option<u32>,
 }
 
 impl SegmentGrid {
@@ -64,6 +80,18 @@ impl SegmentGrid {
         let slack = self.target_duration_s() * 1000 + 500 - self.segment_ms;
         (slack / 2).min(self.segment_ms / 2)
     }
+}
+
+/// Where a grid stands: the phase of its lines and the numbering base. Two
+/// segmenters with the same anchor cut at the same samples and give them the
+/// same numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GridAnchor {
+    /// Offset of the grid lines from multiples of `D`, in driving-track
+    /// ticks, in `[0, D)`.
+    pub phase: i64,
+    /// msn = cell + base.
+    pub msn_base: i64,
 }
 
 /// A sample with its duration, ready for a container.
@@ -223,10 +251,15 @@ pub struct Segmenter {
     boundary_base: u64,
     seg: Option<SegState>,
     first_dts: Option<i64>,
+    /// Grid phase in driver ticks; known from the anchor or the first
+    /// keyframe.
+    phase: Option<i64>,
     /// msn = cell + base.
     base: i64,
     /// Part budget in driver ticks.
     part_budget: Option<i64>,
+    /// Minimum running part length for a keyframe part cut, driver ticks.
+    keyframe_part_min: Option<i64>,
     tolerance: i64,
     finished: bool,
     /// Cap on follower samples waiting for the driver.
@@ -242,17 +275,20 @@ pub struct Step {
 
 impl Segmenter {
     /// `driver`: (track, timescale, default sample duration) of the track
-    /// that drives cuts; `followers` likewise. `msn_base` offsets numbering.
+    /// that drives cuts; `followers` likewise. `anchor` fixes the grid phase
+    /// and numbering base (a peer's); without it the first keyframe sets the
+    /// phase and the base is 0.
     pub fn new(
         grid: SegmentGrid,
         start: Start,
         driver: (TrackId, Timescale, u32),
         followers: &[(TrackId, Timescale, u32)],
-        msn_base: i64,
+        anchor: Option<GridAnchor>,
     ) -> Segmenter {
         let ts = driver.1;
         let part_budget = grid.part_budget_ms.map(|ms| Timescale::MILLIS.convert_floor(i64::from(ms), ts));
         let tolerance = Timescale::MILLIS.convert_ceil(i64::from(grid.tolerance_ms()), ts);
+        let keyframe_part_min = grid.keyframe_part_min_ms.map(|ms| Timescale::MILLIS.convert_ceil(i64::from(ms), ts));
         Segmenter {
             grid,
             start,
@@ -262,8 +298,10 @@ impl Segmenter {
             boundary_base: 0,
             seg: None,
             first_dts: None,
-            base: msn_base,
+            phase: anchor.map(|a| a.phase),
+            base: anchor.map_or(0, |a| a.msn_base),
             part_budget,
+            keyframe_part_min,
             tolerance,
             finished: false,
             max_pending: 30 * 50,
@@ -278,15 +316,35 @@ impl Segmenter {
         self.driver.track
     }
 
+    /// The anchor in force (once the phase is known).
+    pub fn anchor(&self) -> Option<GridAnchor> {
+        self.phase.map(|phase| GridAnchor { phase, msn_base: self.base })
+    }
+
     /// Grid cell of a driver timestamp.
     fn cell(&self, t: i64) -> i64 {
+        self.cell0(t - self.phase.unwrap_or(0))
+    }
+
+    /// Driver timestamp of grid line `k`.
+    fn line(&self, k: i64) -> i64 {
+        self.line0(k) + self.phase.unwrap_or(0)
+    }
+
+    /// The phase that puts a grid line exactly at `t`.
+    fn phase_of(&self, t: i64) -> i64 {
+        t - self.line0(self.cell0(t))
+    }
+
+    /// Cell of `t` on the zero-phase grid.
+    fn cell0(&self, t: i64) -> i64 {
         let num = i128::from(t) * 1000;
         let den = i128::from(self.grid.segment_ms) * i128::from(self.driver.timescale.get());
         num.div_euclid(den) as i64
     }
 
-    /// Driver timestamp of grid line `k` (rounded up to a whole tick).
-    fn line(&self, k: i64) -> i64 {
+    /// Line `k` of the zero-phase grid (rounded up to a whole tick).
+    fn line0(&self, k: i64) -> i64 {
         let num = i128::from(k) * i128::from(self.grid.segment_ms) * i128::from(self.driver.timescale.get());
         let d = 1000i128;
         (num.div_euclid(d) + i128::from(num.rem_euclid(d) != 0)) as i64
@@ -366,6 +424,16 @@ impl Segmenter {
         }
         let first = *self.first_dts.get_or_insert(t);
         self.driver.last_dts = Some(t);
+        if self.phase.is_none() {
+            if !s.keyframe {
+                return; // Nothing can start before a keyframe fixes the grid.
+            }
+            self.phase = Some(self.phase_of(t));
+        }
+        if s.discontinuity && s.keyframe {
+            // A new timeline: its grid follows its first keyframe.
+            self.phase = Some(self.phase_of(t));
+        }
         let cell = self.cell(t);
 
         let Some(seg) = self.seg else {
@@ -414,6 +482,12 @@ impl Segmenter {
         };
 
         if let Some((_forced, disc)) = cut {
+            let mut cell = cell;
+            if !disc && cell != seg.cell + 1 && s.keyframe {
+                // After a gap, the grid follows the keyframe that ends it.
+                self.phase = Some(self.phase_of(t));
+                cell = self.cell(t);
+            }
             let msn = seg.msn + 1;
             if disc || cell != seg.cell + 1 {
                 if !disc {
@@ -435,7 +509,8 @@ impl Segmenter {
         if let Some(budget) = self.part_budget {
             let into = t - seg.part_start;
             let predicted = prev.map_or(0, |p| t - p);
-            if into > 0 && into + predicted > budget {
+            let at_keyframe = s.keyframe && self.keyframe_part_min.is_some_and(|min| into >= min);
+            if into > 0 && (into + predicted > budget || at_keyframe) {
                 if let Some(c) = self.driver.close(Some(t), false, 0) {
                     step.chunks.push(c);
                 }
@@ -623,13 +698,27 @@ mod tests {
     }
 
     fn segmenter(seg: u32, part: Option<u32>, start: Start, with_audio: bool) -> Segmenter {
+        segmenter_at(seg, part, start, with_audio, None)
+    }
+
+    fn segmenter_at(
+        seg: u32,
+        part: Option<u32>,
+        start: Start,
+        with_audio: bool,
+        anchor: Option<GridAnchor>,
+    ) -> Segmenter {
         let followers: Vec<(TrackId, Timescale, u32)> = if with_audio { vec![(A, ts(48_000), 1024)] } else { vec![] };
         Segmenter::new(
-            SegmentGrid { segment_ms: seg, part_budget_ms: part },
+            SegmentGrid {
+                segment_ms: seg,
+                part_budget_ms: part,
+                keyframe_part_min_ms: part.map(|p| p * 85 / 100 + 22),
+            },
             start,
             (V, Timescale::MPEG, 3000),
             &followers,
-            0,
+            anchor,
         )
     }
 
@@ -656,7 +745,7 @@ mod tests {
     fn tolerance_and_target_duration() {
         let cases = [(2000, 2, 250), (6000, 6, 250), (1500, 2, 500), (500, 1, 250), (4000, 4, 250), (2500, 3, 500)];
         for (seg, td, tol) in cases {
-            let g = SegmentGrid { segment_ms: seg, part_budget_ms: None };
+            let g = SegmentGrid { segment_ms: seg, part_budget_ms: None, keyframe_part_min_ms: None };
             assert_eq!((g.target_duration_s(), g.tolerance_ms()), (td, tol), "segment {seg} ms");
         }
     }
@@ -668,16 +757,19 @@ mod tests {
         let (chunks, notes) = run(&mut s, frames(0, 240, 30, 0));
         assert_eq!(segments(&chunks, V), vec![(0, 0), (1, 180_000), (2, 360_000), (3, 540_000)]);
         assert!(notes.is_empty(), "{notes:?}");
-        // A timeline that starts at 10.5 s: the first segment starts at the
-        // first keyframe (short), then the grid takes over.
+        // A timeline that starts at 11 s with GOP 1 s: the grid's phase is
+        // 1 s (11 mod 2), so lines fall on 11, 13 s: cells 5, 6.
         let mut s = segmenter(2000, None, Start::StreamStart, false);
-        let (chunks, _) = run(&mut s, frames(0, 120, 30, 945_000 + 45_000));
-        assert_eq!(segments(&chunks, V), vec![(5, 990_000), (6, 1_080_000), (7, 1_260_000)]);
-        // Keyframes at 11.5, 12.5, ...: none within 250 ms of the 12 s line,
-        // so the cut is forced at the first frame at or after 12.25 s.
-        let mut s = segmenter(2000, None, Start::StreamStart, false);
-        let (chunks, _) = run(&mut s, frames(0, 120, 30, 945_000));
+        let (chunks, _) = run(&mut s, frames(0, 120, 30, 990_000));
+        assert_eq!(segments(&chunks, V), vec![(5, 990_000), (6, 1_170_000)]);
+        // With a given anchor (phase 0), keyframes at 10.5, 11.5, 12.5 s
+        // start at 10.5 s (first keyframe), but none is within 250 ms of the
+        // 12 s line: the cut is forced at the first frame at or after 12.25 s.
+        let anchor = Some(GridAnchor { phase: 0, msn_base: 0 });
+        let mut s = segmenter_at(2000, None, Start::StreamStart, false, anchor);
+        let (chunks, notes) = run(&mut s, frames(0, 120, 30, 945_000));
         assert_eq!(segments(&chunks, V), vec![(5, 945_000), (6, 1_104_000), (7, 1_284_000)]);
+        assert!(notes.iter().any(|n| matches!(n, GridNote::LateKeyframe { msn: 6, forced: true, .. })));
     }
 
     #[test]
@@ -685,8 +777,10 @@ mod tests {
         let all = frames(0, 300, 30, 0);
         let mut a = segmenter(2000, Some(500), Start::StreamStart, false);
         let (ca, _) = run(&mut a, all.clone());
+        let anchor = a.anchor();
+        assert_eq!(anchor, Some(GridAnchor { phase: 0, msn_base: 0 }));
         for join in [1usize, 29, 30, 31, 59, 60, 61, 100] {
-            let mut b = segmenter(2000, Some(500), Start::Joined, false);
+            let mut b = segmenter_at(2000, Some(500), Start::Joined, false, anchor);
             let (cb, _) = run(&mut b, all[join..].to_vec());
             let first = cb.first().map(|c| c.start).unwrap_or(-1);
             let join_dts = all[join].dts;
@@ -698,6 +792,28 @@ mod tests {
                 assert!(ca.contains(c), "joined at {join}: chunk {}.{} differs", c.msn, c.part);
             }
         }
+    }
+
+    #[test]
+    fn grid_phase_follows_the_first_keyframe() {
+        // An encoder whose timestamps start at 1.4 s (MPEG-TS from ffmpeg),
+        // GOP 2 s, D = 2 s: every keyframe is on a line of the grid with
+        // phase 1.4 s, so no cut is forced; numbers are floor((t - 1.4) / 2).
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, notes) = run(&mut s, frames(0, 240, 60, 126_000));
+        assert_eq!(segments(&chunks, V), vec![(0, 126_000), (1, 306_000), (2, 486_000), (3, 666_000)]);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(s.anchor(), Some(GridAnchor { phase: 126_000, msn_base: 0 }));
+        // Timeline far from zero: numbering follows server time.
+        let t0 = 1_795_240_801_400 * 90; // 2026-11-21T06:00:01.400Z in 90 kHz ticks
+        let mut s = segmenter(2000, None, Start::StreamStart, false);
+        let (chunks, _) = run(&mut s, frames(0, 120, 60, t0));
+        assert_eq!(segments(&chunks, V), vec![(897_620_400, t0), (897_620_401, t0 + 180_000)]);
+        // A joined packager without an anchor takes the phase from its own
+        // first keyframe; with keyframe interval == D that is the peer's.
+        let mut b = segmenter(2000, None, Start::Joined, false);
+        let (cb, _) = run(&mut b, frames(0, 240, 60, 126_000)[75..].to_vec());
+        assert_eq!(segments(&cb, V), vec![(2, 486_000), (3, 666_000)]);
     }
 
     #[test]

@@ -101,7 +101,7 @@ pub mod ts_demux;
 pub mod ts_inspect;
 pub mod ts_mux;
 
-pub use grid::Start;
+pub use grid::{GridAnchor, Start};
 pub use media::{CodecConfig, MediaTime, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
 pub use packager::{
     fragment_sequence, Anchor, Config, Event, Format, HlsConfig, LlHlsConfig, Object, ObjectKind, Output, Packager,

@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::AAC_FRAME_SAMPLES;
 use crate::fmp4::{self, FragSample};
-use crate::grid::{Chunk, GridNote, SegmentGrid, Segmenter, Start};
+use crate::grid::{Chunk, GridAnchor, GridNote, SegmentGrid, Segmenter, Start};
 use crate::media::{CodecConfig, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
 use crate::playlist::{self, History, LlHlsParams, LlHlsView, PartEntry, Point, SegmentEntry};
 use crate::ts_mux;
@@ -31,13 +31,15 @@ pub struct HlsConfig {
     pub segment_count: u32,
 }
 
-/// Where numbering stands when the packager starts. A fresh stream starts at
-/// zero; a node that adopts a peer's timeline (or resumes after a
-/// discontinuity the peer already saw) passes the peer's values.
+/// Where a stream's timeline stands: the grid phase and numbering base of
+/// each output, and the discontinuity sequence. A fresh stream needs none
+/// (the first keyframe fixes the phase, numbering follows the timeline); a
+/// node that joins a live stream takes its peer's ([`Packager::anchor`]) so
+/// that it cuts and numbers exactly as the peer does.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Anchor {
-    /// Added to the grid cell to give the media sequence number.
-    pub msn_offset: i64,
+    pub llhls: Option<GridAnchor>,
+    pub hls: Option<GridAnchor>,
     /// EXT-X-DISCONTINUITY-SEQUENCE of the first segment.
     pub discontinuity_sequence: u64,
 }
@@ -324,7 +326,12 @@ impl Packager {
                 // The driving track's parts leave room for one follower frame,
                 // so that the follower's parts stay within PART-TARGET too.
                 let budget = c.part_duration_ms.saturating_sub(audio_frame_ms(&followers)).max(1);
-                let grid = SegmentGrid { segment_ms: c.segment_duration_ms, part_budget_ms: Some(budget) };
+                let follower_ms = audio_frame_ms(&followers);
+                let grid = SegmentGrid {
+                    segment_ms: c.segment_duration_ms,
+                    part_budget_ms: Some(budget),
+                    keyframe_part_min_ms: Some((c.part_duration_ms * 85).div_ceil(100) + follower_ms),
+                };
                 let td = grid.target_duration_s();
                 let window_ms = u64::from(c.segment_count) * u64::from(c.segment_duration_ms);
                 let skip_ms = 6 * 1000 * td;
@@ -351,13 +358,7 @@ impl Packager {
                 Some(LlHls {
                     cfg: c.clone(),
                     params,
-                    segmenter: Segmenter::new(
-                        grid,
-                        config.start,
-                        lane(driver),
-                        &follower_lanes,
-                        config.anchor.msn_offset,
-                    ),
+                    segmenter: Segmenter::new(grid, config.start, lane(driver), &follower_lanes, config.anchor.llhls),
                     renditions,
                     started: false,
                     disc_seq: config.anchor.discontinuity_sequence,
@@ -374,16 +375,11 @@ impl Packager {
                 if c.segment_count < 3 {
                     return Err(cerr(format!("HLS SegmentCount {}: at least 3", c.segment_count)));
                 }
-                let grid = SegmentGrid { segment_ms: c.segment_duration_ms, part_budget_ms: None };
+                let grid =
+                    SegmentGrid { segment_ms: c.segment_duration_ms, part_budget_ms: None, keyframe_part_min_ms: None };
                 Some(Hls {
                     cfg: c.clone(),
-                    segmenter: Segmenter::new(
-                        grid,
-                        config.start,
-                        lane(driver),
-                        &follower_lanes,
-                        config.anchor.msn_offset,
-                    ),
+                    segmenter: Segmenter::new(grid, config.start, lane(driver), &follower_lanes, config.anchor.llhls),
                     history: History::new(),
                     pending: BTreeMap::new(),
                     started: false,
@@ -397,6 +393,21 @@ impl Packager {
             return Err(cerr("neither LL-HLS nor HLS output is enabled".into()));
         }
         Ok(Packager { desc, ll, hls, out: VecDeque::new(), finished: false })
+    }
+
+    /// The anchor in force: give it to a node that joins this stream. The
+    /// grid parts are `None` until the first keyframe.
+    pub fn anchor(&self) -> Anchor {
+        Anchor {
+            llhls: self.ll.as_ref().and_then(|l| l.segmenter.anchor()),
+            hls: self.hls.as_ref().and_then(|h| h.segmenter.anchor()),
+            discontinuity_sequence: self
+                .ll
+                .as_ref()
+                .map(|l| l.disc_seq)
+                .or(self.hls.as_ref().map(|h| h.disc_seq))
+                .unwrap_or(0),
+        }
     }
 
     pub fn description(&self) -> &StreamDescription {
@@ -586,7 +597,6 @@ impl Packager {
 
         // History.
         if c.starts_segment || r.history.entries.back().is_none_or(|e| e.msn != c.msn) {
-            r.current.clear();
             r.history.entries.push_back(SegmentEntry {
                 msn: c.msn,
                 start: c.start,
@@ -726,7 +736,12 @@ impl Packager {
         if finishing {
             let ended = self.hls.as_ref().map(|h| (h.history.clone(), h.driver_ts, h.cfg.clone()));
             if let Some((history, ts, cfg)) = ended {
-                let td = SegmentGrid { segment_ms: cfg.segment_duration_ms, part_budget_ms: None }.target_duration_s();
+                let td = SegmentGrid {
+                    segment_ms: cfg.segment_duration_ms,
+                    part_budget_ms: None,
+                    keyframe_part_min_ms: None,
+                }
+                .target_duration_s();
                 if let Some(text) = playlist::render_hls_media(
                     &history,
                     ts,
@@ -799,7 +814,9 @@ impl Packager {
             }
         }
         let ts = hls.driver_ts;
-        let td = SegmentGrid { segment_ms: hls.cfg.segment_duration_ms, part_budget_ms: None }.target_duration_s();
+        let td =
+            SegmentGrid { segment_ms: hls.cfg.segment_duration_ms, part_budget_ms: None, keyframe_part_min_ms: None }
+                .target_duration_s();
         let duration_ms = ts.convert_ceil(driver_chunk.duration, Timescale::MILLIS);
         if duration_ms * 2 >= (2 * i64::from(td) + 1) * 1000 {
             self.out.push_back(Output::Event(Event::SegmentOverTarget {

@@ -31,11 +31,7 @@ fn run(program: &str, args: &[&str]) -> Run {
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         },
-        Err(e) => Run {
-            ok: false,
-            stdout: String::new(),
-            stderr: e.to_string(),
-        },
+        Err(e) => Run { ok: false, stdout: String::new(), stderr: e.to_string() },
     }
 }
 
@@ -46,9 +42,7 @@ fn run_ok(program: &str, args: &[&str]) -> String {
 }
 
 fn tools_available() -> bool {
-    ["ffmpeg", "ffprobe"]
-        .iter()
-        .all(|tool| run(tool, &["-version"]).ok)
+    ["ffmpeg", "ffprobe"].iter().all(|tool| run(tool, &["-version"]).ok)
 }
 
 fn path_str(p: &Path) -> &str {
@@ -64,9 +58,7 @@ fn access_units(annex_b: &Bytes) -> (Vec<Vec<Bytes>>, Bytes, Bytes) {
     let (mut sps, mut pps) = (None, None);
     for nal in codec::split_annex_b(annex_b) {
         let t = codec::nal_type(&nal);
-        let has_vcl = current
-            .iter()
-            .any(|n| (1..=5).contains(&codec::nal_type(n)));
+        let has_vcl = current.iter().any(|n| (1..=5).contains(&codec::nal_type(n)));
         if t == NAL_AUD && has_vcl {
             units.push(std::mem::take(&mut current));
         }
@@ -81,11 +73,7 @@ fn access_units(annex_b: &Bytes) -> (Vec<Vec<Bytes>>, Bytes, Bytes) {
     if !current.is_empty() {
         units.push(current);
     }
-    (
-        units,
-        sps.expect("stream has an SPS"),
-        pps.expect("stream has a PPS"),
-    )
+    (units, sps.expect("stream has an SPS"), pps.expect("stream has a PPS"))
 }
 
 /// (pts, dts, keyframe) per video packet in decode order, in 90 kHz.
@@ -133,24 +121,11 @@ fn aac_frames(adts: &[u8]) -> (AacConfig, Vec<Bytes>) {
 
 /// MD5 of each decoded video frame, in output order.
 fn frame_hashes(media: &Path) -> Vec<String> {
-    run_ok(
-        "ffmpeg",
-        &[
-            "-v",
-            "error",
-            "-i",
-            path_str(media),
-            "-map",
-            "0:v:0",
-            "-f",
-            "framemd5",
-            "-",
-        ],
-    )
-    .lines()
-    .filter(|l| !l.starts_with('#'))
-    .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
-    .collect()
+    run_ok("ffmpeg", &["-v", "error", "-i", path_str(media), "-map", "0:v:0", "-f", "framemd5", "-"])
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(',').next().map(|h| h.trim().to_string()))
+        .collect()
 }
 
 #[test]
@@ -159,8 +134,7 @@ fn two_second_av_segment_decodes_with_ffmpeg() {
         eprintln!("SKIPPED ts_mux_real: ffmpeg/ffprobe not found in PATH");
         return;
     }
-    let dir: PathBuf =
-        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ts_mux_real_{}", std::process::id()));
+    let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("ts_mux_real_{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mp4 = dir.join("video.mp4");
     let h264 = dir.join("video.h264");
@@ -243,12 +217,7 @@ fn two_second_av_segment_decodes_with_ffmpeg() {
     let avc = AvcConfig::from_sps_pps(&[sps], &[pps]).expect("AvcConfig");
     let (aac_config, aac_raw) = aac_frames(&std::fs::read(&aac).expect("read aac"));
 
-    let video = Track {
-        id: TrackId(1),
-        timescale: Timescale::MPEG,
-        codec: CodecConfig::H264(avc),
-        bitrate_hint: None,
-    };
+    let video = Track { id: TrackId(1), timescale: Timescale::MPEG, codec: CodecConfig::H264(avc), bitrate_hint: None };
     let audio_rate = aac_config.sample_rate;
     let audio = Track {
         id: TrackId(2),
@@ -273,31 +242,18 @@ fn two_second_av_segment_decodes_with_ffmpeg() {
         });
     }
     let audio_base = OFFSET_S * i64::from(audio_rate);
-    let audio_frames = aac_raw
-        .into_iter()
-        .enumerate()
-        .take_while(|(i, _)| (*i as i64) * 1024 < 2 * i64::from(audio_rate));
+    let audio_frames =
+        aac_raw.into_iter().enumerate().take_while(|(i, _)| (*i as i64) * 1024 < 2 * i64::from(audio_rate));
     let mut audio_count = 0;
     for (i, frame) in audio_frames {
         let t = audio_base + i as i64 * 1024;
-        samples.push(Sample {
-            track: TrackId(2),
-            dts: t,
-            pts: t,
-            keyframe: true,
-            data: frame,
-            discontinuity: false,
-        });
+        samples.push(Sample { track: TrackId(2), dts: t, pts: t, keyframe: true, data: frame, discontinuity: false });
         audio_count += 1;
     }
     // Track order as given: all video, then all audio; the muxer interleaves.
     let refs: Vec<&Sample> = samples.iter().collect();
     let ts = mux_segment(&[&video, &audio], &refs).expect("mux");
-    assert_eq!(
-        ts,
-        mux_segment(&[&audio, &video], &refs).expect("mux"),
-        "deterministic"
-    );
+    assert_eq!(ts, mux_segment(&[&audio, &video], &refs).expect("mux"), "deterministic");
     std::fs::write(&seg, &ts).expect("write segment");
 
     let summary = summarize_ts(&ts).expect("summary");
@@ -314,34 +270,14 @@ fn two_second_av_segment_decodes_with_ffmpeg() {
     assert_eq!(a.pes_length_mismatches, 0, "{summary}");
 
     // ffprobe parses everything without complaint.
-    let probe = run(
-        "ffprobe",
-        &[
-            "-v",
-            "error",
-            "-show_streams",
-            "-show_packets",
-            path_str(&seg),
-        ],
-    );
-    assert!(
-        probe.ok && probe.stderr.trim().is_empty(),
-        "{}",
-        probe.stderr
-    );
+    let probe = run("ffprobe", &["-v", "error", "-show_streams", "-show_packets", path_str(&seg)]);
+    assert!(probe.ok && probe.stderr.trim().is_empty(), "{}", probe.stderr);
     assert!(probe.stdout.contains("codec_name=h264"));
     assert!(probe.stdout.contains("codec_name=aac"));
 
     // ffmpeg decodes both streams without errors.
-    let decode = run(
-        "ffmpeg",
-        &["-v", "error", "-i", path_str(&seg), "-f", "null", "-"],
-    );
-    assert!(
-        decode.ok && decode.stderr.trim().is_empty(),
-        "{}",
-        decode.stderr
-    );
+    let decode = run("ffmpeg", &["-v", "error", "-i", path_str(&seg), "-f", "null", "-"]);
+    assert!(decode.ok && decode.stderr.trim().is_empty(), "{}", decode.stderr);
 
     // All 60 pictures decode, and they are the pictures x264 encoded.
     let frames = run_ok(
@@ -362,10 +298,7 @@ fn two_second_av_segment_decodes_with_ffmpeg() {
     // MPEG-TS input lists the stream once more under its program.
     let counts: Vec<&str> = frames.lines().filter(|l| !l.trim().is_empty()).collect();
     assert!(!counts.is_empty(), "{frames}");
-    assert!(
-        counts.iter().all(|c| c.trim() == FRAMES.to_string()),
-        "{frames}"
-    );
+    assert!(counts.iter().all(|c| c.trim() == FRAMES.to_string()), "{frames}");
     let want = frame_hashes(&mp4);
     assert_eq!(want.len(), FRAMES);
     assert_eq!(frame_hashes(&seg), want);
