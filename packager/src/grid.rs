@@ -68,9 +68,13 @@ pub struct SegmentGrid {
 }
 
 impl SegmentGrid {
-    /// EXT-X-TARGETDURATION: the segment duration rounded up to whole seconds.
+    /// EXT-X-TARGETDURATION: the segment duration plus 250 ms, rounded to
+    /// the nearest second (at least 1). Since the HLS rule compares the
+    /// *rounded* EXTINF with it, a segment may run at least 250 ms past `D`
+    /// before breaking it, and 2.002 s segments (29.97 fps, 60-frame GOP)
+    /// keep a target duration of 2.
     pub fn target_duration_s(&self) -> u32 {
-        self.segment_ms.div_ceil(1000).max(1)
+        ((self.segment_ms + 750) / 1000).max(1)
     }
 
     /// How long after a grid line a keyframe may arrive and still start the
@@ -743,7 +747,18 @@ mod tests {
 
     #[test]
     fn tolerance_and_target_duration() {
-        let cases = [(2000, 2, 250), (6000, 6, 250), (1500, 2, 500), (500, 1, 250), (4000, 4, 250), (2500, 3, 500)];
+        let cases = [
+            (2000, 2, 250),
+            (6000, 6, 250),
+            (1500, 2, 500),
+            (500, 1, 250),
+            (4000, 4, 250),
+            (2500, 3, 500),
+            (2002, 2, 249),
+            (4004, 4, 248),
+            (2249, 2, 125),
+            (2250, 3, 625),
+        ];
         for (seg, td, tol) in cases {
             let g = SegmentGrid { segment_ms: seg, part_budget_ms: None, keyframe_part_min_ms: None };
             assert_eq!((g.target_duration_s(), g.tolerance_ms()), (td, tol), "segment {seg} ms");
