@@ -324,8 +324,11 @@ fn summarize_level(buf: &[u8], depth: usize, out: &mut String) -> Result<(), Str
         let _ = write!(out, "{:indent$}{name} {size}", "", indent = depth * 2);
         match &fourcc {
             b"ftyp" => {
-                let brands: Vec<String> = body.chunks(4).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
-                let _ = write!(out, " brands={}", brands.join(","));
+                let brand = |c: &[u8]| String::from_utf8_lossy(c).into_owned();
+                let major = body.get(0..4).map(brand).unwrap_or_default();
+                let minor = be32(body, 4).unwrap_or(0);
+                let compat: Vec<String> = body.get(8..).unwrap_or_default().chunks(4).map(brand).collect();
+                let _ = write!(out, " major={major} minor={minor} compatible={}", compat.join(","));
             }
             b"mvhd" | b"mdhd" => {
                 let ts = if body.first() == Some(&1) { be32(body, 20) } else { be32(body, 12) };
