@@ -217,6 +217,18 @@ struct LlHls {
     parts_keep_segments: u64,
 }
 
+impl LlHls {
+    /// The media playlist of rendition `ri` as of `at`.
+    fn render(&self, ri: usize, at: Point, skip: bool, ended: bool, pdt_base_ms: i64) -> Option<String> {
+        let r = self.renditions.get(ri)?;
+        let others: Vec<&str> =
+            self.renditions.iter().filter(|o| o.track.id != r.track.id).map(|o| o.label.as_str()).collect();
+        let view =
+            LlHlsView { track: &r.track, history: &r.history, params: &self.params, pdt_base_ms, reports: &others };
+        playlist::render_llhls_media(&view, at, skip, ended)
+    }
+}
+
 struct TsPending {
     chunks: BTreeMap<TrackId, Chunk>,
 }
@@ -481,18 +493,9 @@ impl Packager {
     /// `skip` renders the delta update (EXT-X-SKIP) if CAN-SKIP-UNTIL is on.
     pub fn render_llhls_playlist(&self, track: TrackId, at: Point, skip: bool) -> Option<String> {
         let ll = self.ll.as_ref()?;
-        let r = ll.renditions.iter().find(|r| r.track.id == track)?;
-        let others: Vec<&str> =
-            ll.renditions.iter().filter(|o| o.track.id != track).map(|o| o.label.as_str()).collect();
-        let ended = self.finished && r.history.last_point() == Some(at);
-        let view = LlHlsView {
-            track: &r.track,
-            history: &r.history,
-            params: &ll.params,
-            pdt_base_ms: self.desc.program_date_time_base_ms,
-            reports: &others,
-        };
-        playlist::render_llhls_media(&view, at, skip, ended)
+        let ri = ll.renditions.iter().position(|r| r.track.id == track)?;
+        let ended = self.finished && ll.renditions[ri].history.last_point() == Some(at);
+        ll.render(ri, at, skip, ended, self.desc.program_date_time_base_ms)
     }
 
     /// Static LL-HLS playlist parameters (for the delivery layer's limits).
@@ -669,19 +672,9 @@ impl Packager {
 
         // The current media playlist.
         let at = Point { msn: c.msn, part: c.part };
-        let others: Vec<&str> =
-            ll.renditions.iter().filter(|o| o.track.id != c.track).map(|o| o.label.as_str()).collect();
-        let r = &ll.renditions[ri];
-        let view = LlHlsView {
-            track: &r.track,
-            history: &r.history,
-            params: &ll.params,
-            pdt_base_ms: pdt_base,
-            reports: &others,
-        };
-        if let Some(text) = playlist::render_llhls_media(&view, at, false, false) {
+        if let Some(text) = ll.render(ri, at, false, false, pdt_base) {
             self.out.push_back(Output::Object(Object {
-                name: playlist::media_playlist_name(&r.label),
+                name: playlist::media_playlist_name(&ll.renditions[ri].label),
                 kind: ObjectKind::MediaPlaylist,
                 bytes: Bytes::from(text),
             }));
@@ -694,18 +687,9 @@ impl Packager {
     fn publish_ll_playlists_final(&mut self) {
         let pdt_base = self.desc.program_date_time_base_ms;
         let Some(ll) = &self.ll else { return };
-        for r in &ll.renditions {
+        for (ri, r) in ll.renditions.iter().enumerate() {
             let Some(at) = r.history.last_point() else { continue };
-            let others: Vec<&str> =
-                ll.renditions.iter().filter(|o| o.track.id != r.track.id).map(|o| o.label.as_str()).collect();
-            let view = LlHlsView {
-                track: &r.track,
-                history: &r.history,
-                params: &ll.params,
-                pdt_base_ms: pdt_base,
-                reports: &others,
-            };
-            if let Some(text) = playlist::render_llhls_media(&view, at, false, true) {
+            if let Some(text) = ll.render(ri, at, false, true, pdt_base) {
                 self.out.push_back(Output::Object(Object {
                     name: playlist::media_playlist_name(&r.label),
                     kind: ObjectKind::MediaPlaylist,
