@@ -1,45 +1,84 @@
-//! The `lockstep` command.
-//!
-//! - `lockstep` prints the version and the packaging configuration.
-//! - `lockstep package <input.flv|input.ts> <out-dir>` runs the deterministic
-//!   packager over a recorded stream and writes every object it publishes
-//!   (LL-HLS and HLS) into `out-dir`, as a live origin would serve them.
+//! The `lockstep` command: parses arguments, loads the configuration, binds
+//! and runs the server until SIGINT/SIGTERM.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
-use bytes::Bytes;
-use lockstep_packager::demux::DemuxEvent;
-use lockstep_packager::flv::{read_flv_file, FlvDemuxer};
-use lockstep_packager::ts_demux::TsDemuxer;
-use lockstep_packager::{Config, Output, Packager, StreamDescription, Track};
+use anyhow::{Context, Result};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+mod config;
+mod http;
+mod ingest;
+mod package;
+mod server;
+mod store;
+mod timeline;
 
 const USAGE: &str = "usage:
-  lockstep                          print version and packaging configuration
+  lockstep [--config PATH]          run the server (default config: conf/Server.xml)
+  lockstep --check-config [--config PATH]
+                                    validate the configuration and exit
   lockstep package INPUT OUT_DIR    package a recorded FLV or MPEG-TS stream into OUT_DIR
-  lockstep --version | --help";
+  lockstep --version | --help
+
+Logging: RUST_LOG (default info), e.g. RUST_LOG=lockstep=debug";
+
+enum Command {
+    Run { config: PathBuf, check_only: bool },
+    Package { input: PathBuf, out: PathBuf },
+    Version,
+    Help,
+}
+
+fn parse_args(args: &[String]) -> Result<Command, String> {
+    let mut config = PathBuf::from("conf/Server.xml");
+    let mut check_only = false;
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "--version" | "-V" => return Ok(Command::Version),
+            "--help" | "-h" => return Ok(Command::Help),
+            "--check-config" => check_only = true,
+            "--config" | "-c" => {
+                i += 1;
+                config = PathBuf::from(args.get(i).ok_or("--config needs a path")?);
+            }
+            "package" if i == 0 => {
+                return match &args[1..] {
+                    [input, out] => Ok(Command::Package { input: input.into(), out: out.into() }),
+                    _ => Err("package needs INPUT and OUT_DIR".into()),
+                };
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+        i += 1;
+    }
+    Ok(Command::Run { config, check_only })
+}
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let result = match args.first().map(String::as_str) {
-        None => {
-            summary();
-            Ok(())
+    let cmd = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("lockstep: {e}\n{USAGE}");
+            return ExitCode::from(2);
         }
-        Some("--version" | "-V") => {
+    };
+    let result = match cmd {
+        Command::Version => {
             println!("lockstep {}", env!("CARGO_PKG_VERSION"));
             Ok(())
         }
-        Some("--help" | "-h") => {
+        Command::Help => {
             println!("{USAGE}");
             Ok(())
         }
-        Some("package") if args.len() == 3 => package(Path::new(&args[1]), &PathBuf::from(&args[2])),
-        Some(_) => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
-        }
+        Command::Package { input, out } => package::package(&input, &out),
+        Command::Run { config, check_only } => run(&config, check_only),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,92 +89,77 @@ fn main() -> ExitCode {
     }
 }
 
-fn summary() {
-    let c = Config::default();
-    println!("lockstep {}", env!("CARGO_PKG_VERSION"));
-    if let Some(ll) = &c.llhls {
-        println!(
-            "LL-HLS: SegmentDuration {} ms, ChunkDuration {} ms, PartHoldBack {} ms, SegmentCount {}",
-            ll.segment_duration_ms, ll.part_duration_ms, ll.part_hold_back_ms, ll.segment_count
-        );
+fn run(path: &Path, check_only: bool) -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let (config, warnings) = config::load(path).with_context(|| format!("configuration {}", path.display()))?;
+    for w in &warnings {
+        warn!(config = %path.display(), "{w}");
     }
-    if let Some(h) = &c.hls {
-        println!("HLS: SegmentDuration {} ms, SegmentCount {}", h.segment_duration_ms, h.segment_count);
+    summary(path, &config);
+    if check_only {
+        println!("{}: OK ({} warnings)", path.display(), warnings.len());
+        return Ok(());
     }
-    println!("ServerTimeBasedSegmentNumbering: on (media sequence numbers derive from the timeline)");
-    println!("Ingest (RTMP, SRT, MPEG-TS) and HTTP delivery: not in this build; `lockstep package` packages files.");
+    let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    rt.block_on(async move {
+        let shutdown = CancellationToken::new();
+        let s = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            info!("signal received");
+            s.cancel();
+        });
+        server::run(config, Arc::new(timeline::WallClock), shutdown).await
+    })
 }
 
-/// Demux a whole file into a description and samples.
-fn demux_file(input: &Path) -> Result<(StreamDescription, Vec<lockstep_packager::Sample>)> {
-    let name = input.file_stem().map_or_else(|| "stream".to_string(), |s| s.to_string_lossy().into_owned());
-    let bytes = Bytes::from(std::fs::read(input).with_context(|| format!("reading {}", input.display()))?);
-    let mut events = Vec::new();
-    match input.extension().and_then(|e| e.to_str()) {
-        Some("flv") => {
-            let mut d = FlvDemuxer::new(name.clone());
-            for t in read_flv_file(&bytes, &name)? {
-                events.extend(d.push(t.tag_type, t.timestamp_ms, &t.data)?);
-            }
-        }
-        Some("ts") => {
-            let mut d = TsDemuxer::new(name.clone());
-            events.extend(d.push(&bytes)?);
-            events.extend(d.finish()?);
-        }
-        _ => bail!("{}: expected a .flv or .ts file", input.display()),
-    }
-    let mut tracks: Vec<Track> = Vec::new();
-    let mut samples = Vec::new();
-    for e in events {
-        match e {
-            DemuxEvent::Track(t) => {
-                if samples.is_empty() {
-                    tracks.retain(|o| o.id != t.id);
-                    tracks.push(t);
-                } else if tracks.iter().all(|o| o != &t) {
-                    bail!("{name}: codec configuration of track {} changes mid-stream", t.id);
-                }
-            }
-            DemuxEvent::Sample(s) => samples.push(s),
+fn summary(path: &Path, c: &config::Config) {
+    info!(version = env!("CARGO_PKG_VERSION"), config = %path.display(), name = %c.name, "lockstep");
+    for v in &c.vhosts {
+        for a in &v.apps {
+            let providers: Vec<String> = [
+                a.rtmp.as_ref().map(|p| format!("RTMP({:?})", p.timestamp_mode)),
+                a.srt.as_ref().map(|p| format!("SRT({:?})", p.common.timestamp_mode)),
+                a.mpegts.as_ref().map(|p| format!("MPEGTS({:?})", p.common.timestamp_mode)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let llhls = a.llhls.as_ref().map(|l| {
+                format!(
+                    "LLHLS(segment {} ms, chunk {} ms, part hold back {} ms, {} segments)",
+                    l.segment_duration_ms, l.chunk_duration_ms, l.part_hold_back_ms, l.segment_count
+                )
+            });
+            let hls = a
+                .hls
+                .as_ref()
+                .map(|h| format!("HLS(segment {} ms, {} segments)", h.segment_duration_ms, h.segment_count));
+            info!(vhost = %v.name, app = %a.name, providers = ?providers, llhls = ?llhls, hls = ?hls, "application");
         }
     }
-    if tracks.is_empty() {
-        bail!("{name}: no H.264 or AAC track found");
-    }
-    tracks.sort_by_key(|t| t.id);
-    Ok((StreamDescription { name, tracks, program_date_time_base_ms: 0 }, samples))
 }
 
-fn package(input: &Path, out: &Path) -> Result<()> {
-    let (desc, samples) = demux_file(input)?;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let mut p = Packager::new(desc, Config::default())?;
-    let (mut objects, mut events) = (0usize, 0usize);
-    let mut drain = |p: &mut Packager| -> Result<()> {
-        while let Some(o) = p.poll_output() {
-            match o {
-                Output::Object(obj) => {
-                    std::fs::write(out.join(&obj.name), &obj.bytes).with_context(|| format!("writing {}", obj.name))?;
-                    objects += 1;
-                }
-                // Keep every object on disk: a file is played from its start.
-                Output::Retire(_) => {}
-                Output::Event(e) => {
-                    eprintln!("event: {e:?}");
-                    events += 1;
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
                 }
             }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-        Ok(())
-    };
-    for s in samples {
-        p.push(s)?;
-        drain(&mut p)?;
     }
-    p.finish();
-    drain(&mut p)?;
-    println!("{objects} objects written to {} ({events} events)", out.display());
-    println!("play: ffplay {}/llhls.m3u8   or   ffplay {}/playlist.m3u8", out.display(), out.display());
-    Ok(())
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,0 +1,155 @@
+//! Configuration: `Server.xml` with OvenMediaEngine's element names, parsed
+//! once at startup into the validated types below (see `parse.rs`). Every
+//! component receives only the part it needs.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+mod parse;
+
+pub use parse::{load, parse_str, ConfigError, Warning};
+
+/// The whole validated configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// `Server/Name`.
+    pub name: String,
+    /// `Server/IP`: the address every listener binds (`*` = all, 0.0.0.0).
+    pub ip: IpAddr,
+    pub bind: Bind,
+    pub vhosts: Vec<VirtualHost>,
+}
+
+/// `Server/Bind`: the ports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bind {
+    /// `Bind/Providers/RTMP/Port`.
+    pub rtmp: Option<u16>,
+    /// `Bind/Providers/SRT/Port`.
+    pub srt: Option<u16>,
+    /// `Bind/Providers/MPEGTS/Port`: UDP ports (`4000-4003,4005/udp`).
+    pub mpegts: Vec<u16>,
+    /// `Bind/Publishers/LLHLS/Port`: HTTP for LL-HLS and HLS.
+    pub llhls: Option<u16>,
+}
+
+/// `Server/VirtualHosts/VirtualHost`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VirtualHost {
+    pub name: String,
+    pub apps: Vec<Application>,
+}
+
+/// `VirtualHost/Applications/Application`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Application {
+    /// `Name`: the first path element of every URL of the app.
+    pub name: String,
+    /// `Providers/RTMP`; `None` when the element is absent (RTMP publishing
+    /// to this app is refused).
+    pub rtmp: Option<ProviderSettings>,
+    pub srt: Option<SrtSettings>,
+    pub mpegts: Option<MpegtsSettings>,
+    /// `Publishers/LLHLS`.
+    pub llhls: Option<LlHlsSettings>,
+    /// `Publishers/HLS`.
+    pub hls: Option<HlsSettings>,
+}
+
+/// How a provider turns encoder timestamps into the server timeline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TimestampMode {
+    /// Encoder timestamp minus the stream's first one.
+    #[default]
+    ZeroBased,
+    /// The encoder's timestamps, unwrapped.
+    Original,
+    /// Encoder timestamp plus an offset mapping it onto UTC.
+    SystemClock,
+}
+
+/// Settings every provider has (`Providers/{RTMP,SRT,MPEGTS}/...`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProviderSettings {
+    /// `TimestampMode` (default ZeroBased).
+    pub timestamp_mode: TimestampMode,
+    /// `PacketSilenceTimeoutMs`: no packet for this long ends the stream.
+    /// `None` (element absent or 0): never.
+    pub packet_silence_timeout: Option<Duration>,
+    /// `MaxTimestampJumpMs` (Lockstep): a forward jump of encoder timestamps
+    /// larger than this is a discontinuity (default 10 s).
+    pub max_timestamp_jump: Duration,
+}
+
+impl Default for ProviderSettings {
+    fn default() -> Self {
+        ProviderSettings {
+            timestamp_mode: TimestampMode::ZeroBased,
+            packet_silence_timeout: None,
+            max_timestamp_jump: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `Providers/SRT`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SrtSettings {
+    pub common: ProviderSettings,
+    /// `Passphrase`: SRT encryption passphrase (10 to 79 characters);
+    /// `None` for unencrypted.
+    pub passphrase: Option<String>,
+}
+
+/// `Providers/MPEGTS`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MpegtsSettings {
+    pub common: ProviderSettings,
+    /// `StreamMap/Stream`: which UDP port feeds which stream.
+    pub streams: Vec<MpegtsStream>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MpegtsStream {
+    /// `Name` (with `${Port}` replaced by the port).
+    pub name: String,
+    pub port: u16,
+}
+
+/// `Publishers/LLHLS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlHlsSettings {
+    /// `OriginMode` (default true): URLs carry no per-session data.
+    pub origin_mode: bool,
+    /// `ServerTimeBasedSegmentNumbering` (default true). Lockstep always
+    /// derives numbers from the timeline; `false` is accepted and warned.
+    pub server_time_based_segment_numbering: bool,
+    /// `ChunkDuration` in ms (default 500).
+    pub chunk_duration_ms: u32,
+    /// `PartHoldBack` in ms (default 3 x ChunkDuration).
+    pub part_hold_back_ms: u32,
+    /// `SegmentDuration` in ms (default 6000).
+    pub segment_duration_ms: u32,
+    /// `SegmentCount` (default 10).
+    pub segment_count: u32,
+    /// `CrossDomains/Url`.
+    pub cross_domains: Vec<String>,
+}
+
+/// `Publishers/HLS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HlsSettings {
+    pub server_time_based_segment_numbering: bool,
+    /// `SegmentDuration` in ms (default 6000).
+    pub segment_duration_ms: u32,
+    /// `SegmentCount` (default 10).
+    pub segment_count: u32,
+    pub cross_domains: Vec<String>,
+}
+
+impl Config {
+    /// The application `name` (in any virtual host; names are unique across
+    /// virtual hosts after validation).
+    pub fn app(&self, name: &str) -> Option<&Application> {
+        self.vhosts.iter().flat_map(|v| v.apps.iter()).find(|a| a.name == name)
+    }
+}

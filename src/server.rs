@@ -1,0 +1,76 @@
+//! The server: bind every configured listener, run providers and HTTP until
+//! shutdown, then end every stream and wait for the sessions.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::Config;
+use crate::http::{router, HttpState};
+use crate::ingest::{mpegts, rtmp, srt, Registry};
+use crate::store::Store;
+use crate::timeline::Clock;
+
+/// How long shutdown waits for sessions and connections to finish.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Run until `shutdown` is cancelled.
+pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> Result<()> {
+    let config = Arc::new(config);
+    let store = Arc::new(Store::new());
+    let registry = Registry::new(config.clone(), store.clone(), clock, shutdown.clone());
+    let ip = config.ip;
+    let mut tasks = tokio::task::JoinSet::new();
+
+    if let Some(port) = config.bind.rtmp {
+        let addr = SocketAddr::new(ip, port);
+        let l = TcpListener::bind(addr).await.with_context(|| format!("binding RTMP to {addr}"))?;
+        info!(%addr, "RTMP provider listening");
+        tasks.spawn(rtmp::serve(l, registry.clone(), shutdown.clone()));
+    }
+    if let Some(port) = config.bind.srt {
+        let addr = SocketAddr::new(ip, port);
+        let (r, s) = (registry.clone(), shutdown.clone());
+        info!(%addr, "SRT provider listening");
+        tasks.spawn(async move {
+            if let Err(e) = srt::serve(addr, r, s).await {
+                tracing::error!(%addr, error = %e, "SRT provider stopped");
+            }
+        });
+    }
+    if !config.bind.mpegts.is_empty() {
+        let mut sockets = Vec::new();
+        for &port in &config.bind.mpegts {
+            let addr = SocketAddr::new(ip, port);
+            sockets.push(UdpSocket::bind(addr).await.with_context(|| format!("binding MPEG-TS/UDP to {addr}"))?);
+            info!(%addr, "MPEGTS provider listening (UDP)");
+        }
+        tasks.spawn(mpegts::serve(sockets, registry.clone(), shutdown.clone()));
+    }
+    if let Some(port) = config.bind.llhls {
+        let addr = SocketAddr::new(ip, port);
+        let l = TcpListener::bind(addr).await.with_context(|| format!("binding LLHLS (HTTP) to {addr}"))?;
+        info!(%addr, "HTTP (LL-HLS, HLS) listening");
+        let app = router(HttpState { store: store.clone(), config: config.clone() });
+        let s = shutdown.clone();
+        tasks.spawn(async move {
+            let _ = axum::serve(l, app).with_graceful_shutdown(async move { s.cancelled().await }).await;
+        });
+    }
+
+    shutdown.cancelled().await;
+    info!("shutting down: ending streams");
+    let wait = async {
+        registry.drain().await;
+        while tasks.join_next().await.is_some() {}
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, wait).await.is_err() {
+        info!("shutdown grace period over; exiting");
+    }
+    Ok(())
+}
