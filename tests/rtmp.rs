@@ -345,7 +345,8 @@ fn bad_input_leaves_other_streams_alone() {
     let input = shared_input();
     let server = Server::start("rtmp-bad");
     let port = server.ports.rtmp;
-    let _good = ffmpeg_push(&input, "flv", &server.rtmp_url("app", "good"));
+    // Looped: live until the end of the test (the guard kills it).
+    let _good = ffmpeg_push_with(&input, &["-stream_loop", "-1"], &server.rtmp_url("app", "good"));
     let mut before = wait_live(&server, "app", "good", Duration::from_secs(15));
 
     // 1. Random bytes (not an RTMP version byte): closed at once.

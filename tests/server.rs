@@ -61,7 +61,8 @@ fn sigterm_ends_streams_and_exits_cleanly() {
 
 #[test]
 fn republished_stream_numbers_keep_going_forward_in_system_clock_mode() {
-    let server = Server::start_with("republish", &[AppXml { timestamp_mode: "SystemClock".into(), ..AppXml::default() }]);
+    let server =
+        Server::start_with("republish", &[AppXml { timestamp_mode: "SystemClock".into(), ..AppXml::default() }]);
     let input = standard_input(&server.dir, "flv", 20);
     let url = server.rtmp_url("app", "stream");
 

@@ -146,6 +146,7 @@ pub fn mux_segment(tracks: &[&Track], samples: &[&Sample]) -> Result<Bytes, TsMu
     w.write_section(PID_PMT, &pmt_section(program.video.is_some(), program.audio.is_some()));
 
     let mut pes = Vec::new();
+    let (mut video_started, mut audio_started) = (false, false);
     for (dts90, slot, sample) in order {
         pes.clear();
         match slot {
@@ -166,7 +167,12 @@ pub fn mux_segment(tracks: &[&Track], samples: &[&Sample]) -> Result<Bytes, TsMu
         }
         let pid = slot.pid();
         let is_pcr_pid = pid == program.pcr_pid();
+        let first_on_pid = match slot {
+            StreamSlot::Video => !std::mem::replace(&mut video_started, true),
+            StreamSlot::Audio => !std::mem::replace(&mut audio_started, true),
+        };
         let af = FirstPacketFields {
+            discontinuity: first_on_pid,
             pcr_base: is_pcr_pid.then(|| wrap33(dts90)),
             random_access: match slot {
                 StreamSlot::Video => sample.keyframe,
@@ -435,6 +441,11 @@ struct FirstPacketFields {
     /// 33-bit PCR base, extension 0.
     pcr_base: Option<u64>,
     random_access: bool,
+    /// discontinuity_indicator: set on the first packet of each elementary
+    /// PID in a segment, whose continuity counter restarts at 0, so that a
+    /// demuxer reading segments back to back does not take the reset for
+    /// packet loss.
+    discontinuity: bool,
 }
 
 /// Packetises sections and PES into 188-byte packets; continuity counters
@@ -498,13 +509,16 @@ impl TsWriter {
         let mut rest = pes;
         let mut is_first = true;
         while !rest.is_empty() {
-            let (pcr_base, random_access) =
-                if is_first { (first.pcr_base, first.random_access) } else { (None, false) };
+            let (pcr_base, random_access, discontinuity) = if is_first {
+                (first.pcr_base, first.random_access, first.discontinuity)
+            } else {
+                (None, false, false)
+            };
             // Adaptation field bytes this packet needs regardless of payload
             // size: length byte + flags byte (+ 6 PCR bytes).
             let mandatory = if pcr_base.is_some() {
                 8
-            } else if random_access {
+            } else if random_access || discontinuity {
                 2
             } else {
                 0
@@ -520,6 +534,9 @@ impl TsWriter {
                 self.out.push((af_len - 1) as u8);
                 if af_len > 1 {
                     let mut flags = 0u8;
+                    if discontinuity {
+                        flags |= 0x80;
+                    }
                     if random_access {
                         flags |= 0x40;
                     }
@@ -810,9 +827,9 @@ mod tests {
     #[test]
     fn pes_packetisation_and_stuffing() {
         // (PES length, first-packet fields, expected packet count)
-        let none = FirstPacketFields { pcr_base: None, random_access: false };
-        let rai = FirstPacketFields { pcr_base: None, random_access: true };
-        let pcr = FirstPacketFields { pcr_base: Some(123_456), random_access: true };
+        let none = FirstPacketFields { pcr_base: None, random_access: false, discontinuity: false };
+        let rai = FirstPacketFields { pcr_base: None, random_access: true, discontinuity: false };
+        let pcr = FirstPacketFields { pcr_base: Some(123_456), random_access: true, discontinuity: false };
         let cases = [
             (1, none, 1),
             (182, none, 1), // adaptation field: length byte + flags byte
@@ -898,8 +915,9 @@ mod tests {
         let video_units = pes_units(&ts, PID_VIDEO);
         let want = [(9000, 12000, true), (12000, 18000, false), (15000, 15000, false)];
         assert_eq!(video_units.len(), want.len());
-        for ((af, pes), (dts, pts, key)) in video_units.iter().zip(want) {
+        for (i, ((af, pes), (dts, pts, key))) in video_units.iter().zip(want).enumerate() {
             let af = af.as_deref().expect("adaptation field for PCR");
+            assert_eq!(af[0] & 0x80 != 0, i == 0, "discontinuity_indicator on the first video PES only");
             assert_eq!(pcr_base(af), Some(dts));
             assert_eq!(af[0] & 0x40 != 0, key, "random_access_indicator");
             assert_eq!(&pes[3..6], &[0xE0, 0, 0], "stream_id, length 0");
@@ -910,8 +928,13 @@ mod tests {
         }
         let audio_units = pes_units(&ts, PID_AUDIO);
         assert_eq!(audio_units.len(), 3);
-        for ((af, pes), dts48) in audio_units.iter().zip([4800u64, 5824, 6848]) {
-            assert!(af.is_none(), "no adaptation field on a non-PCR PID");
+        for (i, ((af, pes), dts48)) in audio_units.iter().zip([4800u64, 5824, 6848]).enumerate() {
+            // Only the segment's first audio PES has an adaptation field:
+            // the discontinuity_indicator for the counter reset.
+            match af.as_deref() {
+                Some(af) => assert!(i == 0 && af[0] == 0x80, "audio PES {i}: {af:?}"),
+                None => assert!(i > 0, "first audio PES needs the discontinuity_indicator"),
+            }
             assert_eq!(pes[3], 0xC0);
             let declared = usize::from(u16::from_be_bytes([pes[4], pes[5]]));
             // The reassembled unit is exactly the PES: no trailing bytes.

@@ -98,7 +98,11 @@ mod msg_type {
 /// connections to close (publishing ones close when their stream ends,
 /// which shutdown does).
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    serve_limited(listener, registry, shutdown, MAX_CONNECTIONS).await;
+}
+
+async fn serve_limited(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken, limit: usize) {
+    let permits = Arc::new(Semaphore::new(limit));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -114,7 +118,7 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: Can
                         });
                     }
                     Err(_) => {
-                        warn!(provider = "RTMP", peer = %peer, limit = MAX_CONNECTIONS, "too many RTMP connections; closing the new one");
+                        warn!(provider = "RTMP", peer = %peer, limit, "too many RTMP connections; closing the new one");
                         drop(socket);
                     }
                 },
@@ -178,26 +182,28 @@ async fn connection(mut socket: TcpStream, peer: SocketAddr, registry: Arc<Regis
         conn.flush_events().await.ok();
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), socket.shutdown()).await;
-    let stream = conn.publishing.as_ref().map(|p| p.key.to_string()).unwrap_or_default();
+    // Fields left out of the log lines when unknown.
+    let stream = conn.publishing.as_ref().map(|p| tracing::field::display(&p.key));
+    let app = conn.app.as_deref();
     match &close {
-        Close::PeerClosed | Close::Finished | Close::Ended if !stream.is_empty() => {
+        Close::PeerClosed | Close::Finished | Close::Ended if stream.is_some() => {
             let reason = match &close {
                 Close::PeerClosed => "the publisher closed the connection",
                 Close::Finished => "the publisher unpublished",
                 _ => "the stream was ended by the server",
             };
-            info!(provider = "RTMP", peer = %peer, stream = %stream, reason, "RTMP publisher disconnected");
+            info!(provider = "RTMP", peer = %peer, stream, reason, "RTMP publisher disconnected");
         }
-        Close::Io(e) if !stream.is_empty() => {
-            info!(provider = "RTMP", peer = %peer, stream = %stream, reason = %e, "RTMP publisher disconnected")
+        Close::Io(e) if stream.is_some() => {
+            info!(provider = "RTMP", peer = %peer, stream, reason = %e, "RTMP publisher disconnected")
         }
         Close::Protocol(why) | Close::Handshake(why) | Close::Unsupported(why) => {
-            warn!(provider = "RTMP", peer = %peer, stream = %stream, app = conn.app.as_deref().unwrap_or(""), reason = %why, "RTMP connection closed")
+            warn!(provider = "RTMP", peer = %peer, stream, app, reason = %why, "RTMP connection closed")
         }
         Close::Timeout(why) => {
-            warn!(provider = "RTMP", peer = %peer, stream = %stream, app = conn.app.as_deref().unwrap_or(""), reason = why, "RTMP connection closed")
+            warn!(provider = "RTMP", peer = %peer, stream, app, reason = why, "RTMP connection closed")
         }
-        other => debug!(provider = "RTMP", peer = %peer, stream = %stream, reason = ?other, "RTMP connection closed"),
+        other => debug!(provider = "RTMP", peer = %peer, stream, app, reason = ?other, "RTMP connection closed"),
     }
     // Dropping `conn` drops the publisher, which ends its stream.
 }
@@ -1417,7 +1423,17 @@ mod tests {
         a.start_session().unwrap();
         feed(&mut a, &publisher_bytes("app", "s1?key=x", &tags[..10])).unwrap();
         assert_eq!(a.publishing.as_ref().map(|p| p.key.clone()), Some(key("s1")));
-        assert!(!a.events.is_empty(), "track events from the sequence headers");
+        assert_eq!(tags[0].tag_type, 18, "the input starts with onMetaData");
+        let hints: Vec<Option<u32>> = a
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                DemuxEvent::Track(t) => Some(t.bitrate_hint),
+                DemuxEvent::Sample(_) => None,
+            })
+            .collect();
+        assert_eq!(hints.len(), 2, "track events from the sequence headers");
+        assert!(hints.iter().all(Option::is_some), "bitrate hints from onMetaData: {hints:?}");
         assert!(!a.out.is_empty(), "responses");
         assert_eq!(reg.live_streams(), vec![key("s1")]);
 
@@ -1570,6 +1586,63 @@ mod tests {
         shutdown.cancel();
         assert!(closed(&mut idle, Duration::from_secs(5)).await.is_ok());
         tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn connection_limit() {
+        let (reg, shutdown) = registry();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve_limited(listener, reg.clone(), shutdown.clone(), 2));
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let mut b = TcpStream::connect(addr).await.unwrap();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        let r = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf)).await.expect("closed at once");
+        assert!(matches!(r, Ok(0) | Err(_)));
+        // The first two are served (still open, waiting for their handshake).
+        for s in [&mut a, &mut b] {
+            assert!(tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await.is_err());
+        }
+        // A slot frees when a connection closes.
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut d = TcpStream::connect(addr).await.unwrap();
+        assert!(tokio::time::timeout(Duration::from_millis(300), d.read(&mut buf)).await.is_err());
+        shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(5), server).await.unwrap().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn publish_timeout() {
+        let (reg, shutdown) = registry();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(serve(listener, reg.clone(), shutdown.clone()));
+        let start = Instant::now();
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut hs = Handshake::new(PeerType::Client);
+        s.write_all(&hs.generate_outbound_p0_and_p1().unwrap()).await.unwrap();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0);
+            if let HandshakeProcessResult::Completed { response_bytes, .. } = hs.process_bytes(&buf[..n]).unwrap() {
+                s.write_all(&response_bytes).await.unwrap();
+                break;
+            }
+        }
+        // Connected, never publishes: closed after PUBLISH_TIMEOUT.
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let t = start.elapsed();
+        assert!(t >= PUBLISH_TIMEOUT && t < PUBLISH_TIMEOUT + Duration::from_secs(1), "{t:?}");
+        shutdown.cancel();
+        server.await.unwrap();
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,18 +16,21 @@
 //! stream id is known), and the stream is published once the caller is
 //! connected. The payload is MPEG-TS ([`TsFeed`]).
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use srt_tokio::access::{AcceptParameters, RejectReason, ServerRejectReason};
-use srt_tokio::options::KeySize;
-use srt_tokio::{ConnectionRequest, SrtListener, SrtSocket};
+use srt_tokio::options::{ByteCount, KeySize, SocketOptions};
+use srt_tokio::{ConnectionRequest, SrtIncoming, SrtListener, SrtSocket};
+use tokio::net::UdpSocket;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::mpegts::{TsFeed, FLUSH_LIMIT};
 use super::{valid_name, Provider, PublishError, Publisher, Registry};
@@ -42,8 +45,17 @@ pub const MAX_STREAM_ID: usize = 512;
 const ACCEPT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A stream that is still ending may be published again within this.
 const ENDING_WAIT: Duration = Duration::from_secs(3);
-/// Wait before binding again after the listener stopped unexpectedly.
+/// Wait before starting the listener again after it stopped unexpectedly.
 const REBIND_DELAY: Duration = Duration::from_secs(1);
+/// A caller's tunnel closes after this long without a datagram from it.
+const TUNNEL_IDLE: Duration = Duration::from_secs(10);
+/// Largest datagram relayed from callers.
+const MAX_DATAGRAM: usize = 64 * 1024;
+/// Largest datagram relayed from the listener (srt-tokio sends packets of
+/// at most 1500 bytes).
+const TUNNEL_DATAGRAM: usize = 4096;
+/// Socket buffer sizes asked for the public socket (the kernel may cap them).
+const UDP_BUFFER: u64 = 4 << 20;
 
 /// The stream a stream id names.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -216,7 +228,9 @@ async fn serve_with(
                 }
             }
         };
-        let generation = shutdown.child_token();
+        // Not a child of `shutdown`: at shutdown the connections close
+        // (through the relay) before the relay stops.
+        let generation = CancellationToken::new();
         let relay = tokio::spawn(relay(public.clone(), internal, callers.clone(), generation.clone(), max_tunnels));
         let stopped = loop {
             tokio::select! {
@@ -228,15 +242,18 @@ async fn serve_with(
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
         };
-        generation.cancel();
-        let _ = relay.await;
         if stopped {
+            while conns.join_next().await.is_some() {}
             // `close` unwraps the listener task's result: keep a panic there
             // out of this task.
             let _ =
                 tokio::time::timeout(Duration::from_secs(1), tokio::spawn(async move { listener.close().await })).await;
+            generation.cancel();
+            let _ = relay.await;
             break;
         }
+        generation.cancel();
+        let _ = relay.await;
         // srt-tokio's listener task ended on its own: it panicked on
         // something [`inspect`] lets through. Its connections end with it;
         // start a new one.
@@ -326,12 +343,15 @@ fn inspect(p: &[u8]) -> Verdict {
         _ => return Verdict::Pass,
     }
     let cif = p.get(HEADER..).unwrap_or_default();
-    if cif.len() < HANDSHAKE || be_i32(cif, 0) != Some(5) {
-        return Verdict::Pass; // too short, or not HSv5: refused without a panic
+    if cif.len() < HANDSHAKE {
+        return Verdict::Pass; // a parse error
     }
-    let shake_type = be_i32(cif, 24).unwrap_or_default();
+    let shake_type = be_i32(cif, 20).unwrap_or_default();
     if shake_type == 1 {
-        return Verdict::Induction; // extensions are not parsed
+        return Verdict::Induction; // (version 4 from HSv5 callers) extensions are not parsed
+    }
+    if be_i32(cif, 0) != Some(5) {
+        return Verdict::Pass; // HSv4: refused without a panic
     }
     let mut rest = cif.get(HANDSHAKE..).unwrap_or_default();
     let mut encrypts = false;
@@ -455,8 +475,12 @@ async fn relay(
                     }
                     Verdict::Pass | Verdict::Induction => {}
                 }
-                // A full socket buffer drops the datagram, as the network may.
-                let _ = tunnel.socket.try_send(packet);
+                // `try_send` also fails before the reactor has seen the
+                // socket writable (a new tunnel): then wait a little. A
+                // full buffer drops the datagram, as the network may.
+                if tunnel.socket.try_send(packet).is_err() {
+                    let _ = tokio::time::timeout(Duration::from_millis(5), tunnel.socket.send(packet)).await;
+                }
             }
         }
     }
@@ -472,13 +496,17 @@ fn lock(callers: &Callers) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Call
 
 /// A loopback socket connected to the internal listener, and the task that
 /// sends what the listener answers back to `peer` from the public socket.
-async fn open_tunnel(public: &Arc<UdpSocket>, internal_listener: SocketAddr, peer: SocketAddr) -> std::io::Result<Tunnel> {
+async fn open_tunnel(
+    public: &Arc<UdpSocket>,
+    internal_listener: SocketAddr,
+    peer: SocketAddr,
+) -> std::io::Result<Tunnel> {
     let socket = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?);
     socket.connect(internal_listener).await?;
     let internal = socket.local_addr()?;
     let (s, public) = (socket.clone(), public.clone());
     let task = tokio::spawn(async move {
-        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let mut buf = vec![0u8; TUNNEL_DATAGRAM];
         loop {
             match s.recv(&mut buf).await {
                 Ok(n) => {
@@ -509,56 +537,72 @@ async fn refuse(
 async fn on_request(
     request: ConnectionRequest,
     registry: &Arc<Registry>,
+    callers: &Callers,
     limit: &Arc<Semaphore>,
     conns: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) {
     let streamid: Option<String> = request.stream_id().map(|s| s.as_str().to_string());
     let sid = streamid.as_deref();
+    let tunnel = request.remote();
+    let Some(caller) = lock(callers).get(&tunnel).copied() else {
+        // The relay closed the tunnel meanwhile: nobody to answer.
+        let why = "the caller's tunnel is closed";
+        return refuse(request, tunnel, sid, RejectReason::Server(ServerRejectReason::InternalServerError), &why).await;
+    };
+    let peer = caller.peer;
     let target = match sid.map(parse_stream_id).unwrap_or(Err(StreamIdError::Missing)) {
         Ok(t) => t,
-        Err(e) => return refuse(request, sid, e.reject_reason(), &e).await,
+        Err(e) => return refuse(request, peer, sid, e.reject_reason(), &e).await,
     };
     if shutdown.is_cancelled() {
-        return refuse(request, sid, RejectReason::Server(ServerRejectReason::Down), &PublishError::ShuttingDown).await;
+        return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::Down), &PublishError::ShuttingDown)
+            .await;
     }
     if let Err(e) = registry.provider_settings(&target.app, Provider::Srt) {
-        return refuse(request, sid, publish_reject_reason(&e), &e).await;
+        return refuse(request, peer, sid, publish_reject_reason(&e), &e).await;
     }
     if registry.live_streams().iter().any(|k| k.app == target.app && k.stream == target.stream) {
         let why = format!("stream {}/{} is already live; the first publisher keeps it", target.app, target.stream);
-        return refuse(request, sid, RejectReason::Server(ServerRejectReason::Conflict), &why).await;
+        return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::Conflict), &why).await;
     }
     let passphrase = registry.config().app(&target.app).and_then(|a| a.srt.as_ref()).and_then(|s| s.passphrase.clone());
     let key_settings = match passphrase {
         Some(p) if !(10..=79).contains(&p.len()) => {
             error!(provider = "SRT", app = %target.app, "the application's SRT passphrase is not 10 to 79 characters long");
             let why = "server misconfiguration (passphrase length)";
-            return refuse(request, sid, RejectReason::Server(ServerRejectReason::InternalServerError), &why).await;
+            return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::InternalServerError), &why)
+                .await;
         }
         // The caller's key length is used: srt-protocol panics when the
         // listener's key length differs from the caller's.
         Some(p) => {
             AcceptParameters::new().set_key_settings(p, u16::from(request.key_size().as_raw())).take_key_settings()
         }
-        None if request.key_size() != KeySize::Unspecified => {
-            // srt-protocol panics on an encrypted caller when the listener
-            // has no key: refuse before accepting.
+        None if caller.encrypts || request.key_size() != KeySize::Unspecified => {
+            // srt-protocol panics on an encrypting caller when the listener
+            // has no key: refuse before accepting. (libsrt announces no key
+            // length when pbkeylen is not set: the relay saw the keying
+            // material.)
             let why = "the caller encrypts (passphrase set) but the application has no SRT passphrase";
-            return refuse(request, sid, unsecure(), &why).await;
+            return refuse(request, peer, sid, unsecure(), &why).await;
         }
         None => None,
     };
     let encrypted = key_settings.is_some();
     let Ok(permit) = limit.clone().try_acquire_owned() else {
         let why = "too many SRT connections";
-        return refuse(request, sid, RejectReason::Server(ServerRejectReason::Overload), &why).await;
+        return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::Overload), &why).await;
     };
-    let peer = request.remote();
     let streamid = streamid.unwrap_or_default();
     let registry = registry.clone();
+    let shutdown = shutdown.clone();
     conns.spawn(async move {
-        let socket = match tokio::time::timeout(ACCEPT_TIMEOUT, request.accept(key_settings)).await {
+        let accepted = tokio::select! {
+            r = tokio::time::timeout(ACCEPT_TIMEOUT, request.accept(key_settings)) => r,
+            () = shutdown.cancelled() => return,
+        };
+        let socket = match accepted {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => {
                 let why = if encrypted {
@@ -734,6 +778,7 @@ mod tests {
     use std::time::Instant;
 
     use bytes::Bytes;
+    use tokio::net::UdpSocket;
 
     use crate::ingest::mpegts::testing::*;
 
@@ -833,6 +878,130 @@ mod tests {
         assert!(wait_until(Duration::from_secs(5), || registry.live_streams().is_empty()).await);
         tokio::time::sleep(Duration::from_millis(100)).await;
         let _third = call(addr, "app/three", None).await.expect("a slot is free again");
+        shutdown.cancel();
+        registry.drain().await;
+    }
+
+    /// A handshake packet: `version`, `shake_type`, extension blocks.
+    fn handshake(version: i32, shake_type: i32, extensions: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut p = vec![0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        p.extend(version.to_be_bytes());
+        p.extend([0, 0, 0, if version == 4 { 2 } else { 5 }]);
+        p.extend(12345u32.to_be_bytes());
+        p.extend(1500u32.to_be_bytes());
+        p.extend(8192u32.to_be_bytes());
+        p.extend(shake_type.to_be_bytes());
+        p.extend(0x1234u32.to_be_bytes());
+        p.extend(0i32.to_be_bytes());
+        p.extend([0u8; 16]);
+        for (kind, body) in extensions {
+            p.extend(kind.to_be_bytes());
+            p.extend(((body.len() / 4) as u16).to_be_bytes());
+            p.extend(*body);
+        }
+        p
+    }
+
+    /// An SRT control packet (type 0x7fff) of `subtype` with `body`.
+    fn srt_control(subtype: u16, body: &[u8]) -> Vec<u8> {
+        let mut p = vec![0xff, 0xff];
+        p.extend(subtype.to_be_bytes());
+        p.extend([0u8; 12]);
+        p.extend(body);
+        p
+    }
+
+    #[test]
+    fn inspect_drops_what_srt_protocol_panics_on() {
+        let hs: &[u8] = &[0, 1, 4, 0, 0, 0, 0, 0x3f, 0, 0x78, 0, 0];
+        let km: &[u8] = &[0x12, 0x20, 0x29, 0x01, 0, 0, 0, 0, 2, 0, 2, 0, 0, 0, 4, 4];
+        let cases: Vec<(Vec<u8>, Verdict)> = vec![
+            (vec![], Verdict::Pass),
+            (vec![0x80; 10], Verdict::Pass),
+            (vec![0; 40], Verdict::Pass), // data
+            (srt_control(3, &[0; 40]), Verdict::Pass),
+            (srt_control(5, &[]), Verdict::Drop("SRT control packet other than key material")),
+            (srt_control(8, &[]), Verdict::Drop("SRT control packet other than key material")),
+            (handshake(4, 1, &[]), Verdict::Induction),
+            (handshake(5, 1, &[]), Verdict::Induction),
+            (handshake(5, -1, &[]), Verdict::Conclusion { encrypts: false }),
+            (handshake(5, -1, &[(1, hs), (5, b"app/s\0\0\0")]), Verdict::Conclusion { encrypts: false }),
+            (handshake(5, -1, &[(1, hs), (3, km), (5, b"app/")]), Verdict::Conclusion { encrypts: true }),
+            (handshake(4, -1, &[(6, b"file")]), Verdict::Pass),
+            (handshake(5, 0, &[(1, hs)]), Verdict::Pass),
+            (
+                handshake(5, -1, &[(1, hs), (6, b"file")]),
+                Verdict::Drop("unsupported handshake extension (congestion control, packet filter, group)"),
+            ),
+            (
+                handshake(5, 0, &[(8, &[0, 0, 0, 0])]),
+                Verdict::Drop("unsupported handshake extension (congestion control, packet filter, group)"),
+            ),
+            // Blocks are read while more than 4 bytes remain.
+            (handshake(5, 0, &[(8, b"")]), Verdict::Pass),
+            (handshake(5, -1, &[(5, b"")]), Verdict::Conclusion { encrypts: false }),
+            (handshake(5, -1, &[(5, b""), (1, hs)]), Verdict::Drop("empty stream id extension")),
+            (handshake(5, -1, &[(4, km)]), Verdict::Drop("key material response in a caller's handshake")),
+        ];
+        for (packet, want) in cases {
+            assert_eq!(inspect(&packet), want, "{packet:02x?}");
+        }
+        // A truncated block: srt-protocol reports a parse error.
+        let mut p = handshake(5, -1, &[(5, b"app/")]);
+        p.truncate(p.len() - 2);
+        p.extend([0, 0]);
+        let n = p.len();
+        p[n - 6..n - 4].copy_from_slice(&9u16.to_be_bytes());
+        assert_eq!(inspect(&p), Verdict::Pass);
+        // Never panics on any prefix of these.
+        for packet in [handshake(5, -1, &[(1, hs), (3, km), (5, b"app/")]), srt_control(4, km)] {
+            for n in 0..=packet.len() {
+                let _ = inspect(&packet[..n]);
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn hostile_handshakes_do_not_stop_the_listener() {
+        let (addr, registry, shutdown) = start(vec![app("app", None, Some(2000), None)], MAX_CONNECTIONS).await;
+        let k = key("app", "live");
+        // A live publisher, sending throughout.
+        let mut live = call(addr, "app/live", None).await.expect("publish");
+        let ts = golden_ts();
+        let sender = tokio::spawn(async move {
+            send_ts(&mut live, &ts).await;
+            live
+        });
+        assert!(wait_until(Duration::from_secs(5), || registry.store().count(&k) > 0).await);
+        // libsrt with a passphrase but no pbkeylen announces no key length:
+        // to an application without a passphrase (srt-protocol panics if
+        // such a caller is accepted).
+        let b = SrtSocket::builder().encryption(0, "some passphrase");
+        let r = tokio::time::timeout(Duration::from_secs(5), b.call(addr, Some("app/enc"))).await;
+        assert!(matches!(r, Ok(Err(_))), "encrypting caller refused");
+        // Raw packets srt-protocol panics on, from a caller with a tunnel.
+        let raw = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        raw.send_to(&handshake(4, 1, &[]), addr).await.unwrap();
+        let mut buf = [0u8; 1500];
+        let answer = tokio::time::timeout(Duration::from_secs(2), raw.recv_from(&mut buf)).await;
+        assert!(answer.is_ok(), "induction answered");
+        let hs: &[u8] = &[0, 1, 4, 0, 0, 0, 0, 0x3f, 0, 0x78, 0, 0];
+        for evil in [
+            srt_control(5, &[]),
+            srt_control(8, &[]),
+            handshake(5, -1, &[(1, hs), (6, b"file"), (5, b"app/")]),
+            handshake(5, -1, &[(5, b""), (1, hs)]),
+            handshake(5, 0, &[(8, &[0, 0, 0, 0])]),
+        ] {
+            raw.send_to(&evil, addr).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The publisher is still live and a new caller connects.
+        assert!(is_live(&registry, &k));
+        let _other = call(addr, "app/other", None).await.expect("the listener still accepts");
+        let live = sender.await.expect("sender");
+        assert!(is_live(&registry, &k), "the publisher survived");
+        drop(live);
         shutdown.cancel();
         registry.drain().await;
     }

@@ -343,10 +343,34 @@ pub fn standard_input(dir: &Path, ext: &str, seconds: u32) -> PathBuf {
     make_input(
         &path,
         &[
-            "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i",
-            "sine=frequency=440:sample_rate=48000", "-t", &t, "-c:v", "libx264", "-preset", "veryfast",
-            "-pix_fmt", "yuv420p", "-g", "30", "-keyint_min", "30", "-sc_threshold", "0", "-c:a", "aac", "-b:a",
-            "64k", "-f", fmt,
+            "-f",
+            "lavfi",
+            "-i",
+            "testsrc2=size=320x240:rate=30",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:sample_rate=48000",
+            "-t",
+            &t,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "30",
+            "-keyint_min",
+            "30",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            fmt,
         ],
     );
     path
@@ -419,7 +443,13 @@ pub struct Capture {
 impl Capture {
     /// Poll the stream's playlists and fetch every object they list, until
     /// `until` returns true or `limit` passes.
-    pub fn follow(server: &Server, app: &str, stream: &str, limit: Duration, mut until: impl FnMut() -> bool) -> Capture {
+    pub fn follow(
+        server: &Server,
+        app: &str,
+        stream: &str,
+        limit: Duration,
+        mut until: impl FnMut() -> bool,
+    ) -> Capture {
         let mut c = Capture::default();
         let base = format!("/{app}/{stream}");
         let start = Instant::now();
