@@ -66,13 +66,9 @@ impl Timeline {
     }
 
     /// Discontinuities seen so far.
+    #[cfg(test)]
     pub fn discontinuities(&self) -> u64 {
         self.discontinuities
-    }
-
-    /// The offset in force, 90 kHz ticks (None before the first sample).
-    pub fn offset_90k(&self) -> Option<i64> {
-        self.offset
     }
 
     fn initial_offset(&self, src_90k: i64) -> i64 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 mod parse;
 
-pub use parse::{load, parse_str, ConfigError, Warning};
+pub use parse::load;
 
 /// The whole validated configuration.
 #[derive(Clone, Debug, PartialEq)]

@@ -155,10 +155,6 @@ impl Registry {
         &self.config
     }
 
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
-    }
-
     /// The provider settings of `app` for `provider`, if it accepts it.
     pub fn provider_settings(&self, app: &str, provider: Provider) -> Result<ProviderSettings, PublishError> {
         let a = self.config.app(app).ok_or_else(|| PublishError::UnknownApp { app: app.to_string() })?;
@@ -217,18 +213,6 @@ impl Registry {
         // Reap finished sessions so the set does not grow.
         while tasks.try_join_next().is_some() {}
         Ok(Publisher { key, tx, ended })
-    }
-
-    /// End a live stream (REST DELETE, tests). Returns whether it was live.
-    pub fn end(&self, key: &StreamKey) -> bool {
-        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        match live.get(key) {
-            Some(l) if !l.ended.is_cancelled() => {
-                l.ended.cancel();
-                true
-            }
-            _ => false,
-        }
     }
 
     /// The live streams, sorted.

@@ -149,7 +149,16 @@ impl Default for AppXml {
 /// A Server.xml for `ports` with the given applications.
 pub fn server_xml(ports: Ports, apps: &[AppXml]) -> String {
     let mut a = String::new();
-    for app in apps {
+    for (i, app) in apps.iter().enumerate() {
+        // One UDP port feeds one stream: only the first application maps it.
+        let stream_map = if i == 0 {
+            format!(
+                "<StreamMap><Stream><Name>{}</Name><Port>{}</Port></Stream></StreamMap>",
+                app.mpegts_stream, ports.mpegts
+            )
+        } else {
+            String::new()
+        };
         let pass = app.srt_passphrase.as_ref().map(|p| format!("<Passphrase>{p}</Passphrase>")).unwrap_or_default();
         let common = format!(
             "<TimestampMode>{}</TimestampMode><PacketSilenceTimeoutMs>{}</PacketSilenceTimeoutMs>",
@@ -162,7 +171,7 @@ pub fn server_xml(ports: Ports, apps: &[AppXml]) -> String {
           <Providers>
             <RTMP>{common}</RTMP>
             <SRT>{common}{pass}</SRT>
-            <MPEGTS>{common}<StreamMap><Stream><Name>{ts}</Name><Port>{tsport}</Port></Stream></StreamMap></MPEGTS>
+            <MPEGTS>{common}{stream_map}</MPEGTS>
           </Providers>
           <Publishers>
             <LLHLS>
@@ -181,8 +190,6 @@ pub fn server_xml(ports: Ports, apps: &[AppXml]) -> String {
           </Publishers>
         </Application>"#,
             name = app.name,
-            ts = app.mpegts_stream,
-            tsport = ports.mpegts,
             chunk = app.chunk,
             phb = app.part_hold_back,
             seg = app.segment,
