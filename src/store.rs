@@ -53,4 +53,11 @@ impl Store {
         let mut streams = self.streams.write().unwrap_or_else(|e| e.into_inner());
         streams.remove(key);
     }
+
+    /// Number of objects of a stream (0 if none).
+    #[cfg(test)]
+    pub fn count(&self, key: &StreamKey) -> usize {
+        let streams = self.streams.read().unwrap_or_else(|e| e.into_inner());
+        streams.get(key).map_or(0, HashMap::len)
+    }
 }

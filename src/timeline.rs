@@ -242,7 +242,7 @@ mod tests {
             let audio = t.map(st_a(), a(990));
             assert!(!audio.discontinuity);
             // The encoder restarts from zero.
-            clock.store(1_001_000, Ordering::SeqCst);
+            clock.0.store(1_001_000, Ordering::SeqCst);
             let out = t.map(ST_V, v(0));
             assert!(out.discontinuity, "{mode:?}: backwards jump");
             if mode != TimestampMode::Original {

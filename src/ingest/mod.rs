@@ -155,6 +155,11 @@ impl Registry {
         &self.config
     }
 
+    #[cfg(test)]
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// The provider settings of `app` for `provider`, if it accepts it.
     pub fn provider_settings(&self, app: &str, provider: Provider) -> Result<ProviderSettings, PublishError> {
         let a = self.config.app(app).ok_or_else(|| PublishError::UnknownApp { app: app.to_string() })?;

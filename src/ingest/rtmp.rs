@@ -26,8 +26,10 @@
 //! publish is accepted and [`MAX_MESSAGE`] after it (also the bound on all
 //! partially received messages together); at most [`MAX_CHUNK_STREAMS`]
 //! chunk streams; AMF0 nesting at most [`MAX_AMF_DEPTH`]; writes done within
-//! [`WRITE_TIMEOUT`]. So a connection holds at most about
-//! `MAX_CHUNK_SIZE + READ_BUFFER + 2 * MAX_MESSAGE` bytes of input.
+//! [`WRITE_TIMEOUT`]. So a connection buffers at most about
+//! `MAX_CHUNK_SIZE + READ_BUFFER + MAX_MESSAGE` bytes of input, plus a few
+//! transient copies of the one message being handled; before its publish
+//! is accepted, about `MAX_CHUNK_SIZE + READ_BUFFER + MAX_COMMAND_MESSAGE`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -503,26 +503,27 @@ impl Capture {
         c
     }
 
-    /// Write init + every part (in playlist order) of rendition `label` to a
-    /// file, for decoding.
+    /// Write init + every complete segment (by number) of rendition `label`
+    /// to a file, for decoding. Complete segments only: when a stream ends,
+    /// its unfinished segment's last parts are never published, and decoding
+    /// stops cleanly only at a segment boundary.
     pub fn write_track(&self, label: &str, path: &Path) -> usize {
-        let mut parts: Vec<(u64, u32, &Vec<u8>)> = self
+        let mut segs: Vec<(u64, &Vec<u8>)> = self
             .objects
             .iter()
             .filter_map(|(name, b)| {
-                let rest = name.strip_prefix(&format!("{label}_"))?.strip_suffix(".m4s")?;
-                let (msn, part) = rest.split_once('.')?;
-                Some((msn.parse().ok()?, part.parse().ok()?, b))
+                let msn = name.strip_prefix(&format!("{label}_"))?.strip_suffix(".m4s")?;
+                Some((msn.parse().ok()?, b))
             })
             .collect();
-        parts.sort_by_key(|p| (p.0, p.1));
+        segs.sort_by_key(|s| s.0);
         let init = self.objects.get(&format!("{label}_init.mp4")).expect("init segment fetched");
         let mut all = init.clone();
-        for p in &parts {
-            all.extend_from_slice(p.2);
+        for s in &segs {
+            all.extend_from_slice(s.1);
         }
         std::fs::write(path, all).expect("write track");
-        parts.len()
+        segs.len()
     }
 
     /// Write every TS segment (by number) to a file.
@@ -549,8 +550,8 @@ pub fn assert_decodes_to_input(cap: &Capture, input: &Path, dir: &Path, min_fram
     let (want, err) = framemd5(input, "v:0");
     assert!(err.is_empty(), "input decode errors: {err}");
     let v = dir.join("video1.mp4");
-    let parts = cap.write_track("video1", &v);
-    assert!(parts > 0, "no video parts captured");
+    let segments = cap.write_track("video1", &v);
+    assert!(segments > 0, "no video segments captured");
     let (got, err) = framemd5(&v, "v:0");
     assert!(err.is_empty(), "LL-HLS video decode errors:\n{err}");
     assert!(got.len() >= min_frames, "only {} LL-HLS video frames (want >= {min_frames})", got.len());
