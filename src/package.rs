@@ -65,6 +65,7 @@ pub fn package(input: &Path, out: &Path) -> Result<()> {
                 }
                 // Keep every object on disk: a file is played from its start.
                 Output::Retire(_) => {}
+                Output::Published { .. } => {}
                 Output::Event(e) => {
                     eprintln!("event: {e:?}");
                     events += 1;

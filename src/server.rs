@@ -56,7 +56,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
         let addr = SocketAddr::new(ip, port);
         let l = TcpListener::bind(addr).await.with_context(|| format!("binding LLHLS (HTTP) to {addr}"))?;
         info!(%addr, "HTTP (LL-HLS, HLS) listening");
-        let app = router(HttpState { store: store.clone(), config: config.clone() });
+        let app = router(HttpState::new(store.clone(), config.clone()));
         let s = shutdown.clone();
         tasks.spawn(async move {
             let _ = axum::serve(l, app).with_graceful_shutdown(async move { s.cancelled().await }).await;

@@ -179,6 +179,14 @@ pub enum Output {
     /// The object left the window: delete it.
     Retire(String),
     Event(Event),
+    /// LL-HLS rendition `track` reached `point` (its part and playlist are
+    /// published above); `segment_complete` when the part ended its segment.
+    /// The delivery layer renders blocking playlists at these points.
+    Published {
+        track: TrackId,
+        point: Point,
+        segment_complete: bool,
+    },
 }
 
 /// Misuse of the API or configuration the packager cannot work with.
@@ -679,6 +687,7 @@ impl Packager {
                 bytes: Bytes::from(text),
             }));
         }
+        self.out.push_back(Output::Published { track: c.track, point: at, segment_complete: c.ends_segment });
         for name in retire {
             self.out.push_back(Output::Retire(name));
         }

@@ -4,10 +4,11 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Weak};
 
+use bytes::Bytes;
 use lockstep_packager::demux::DemuxEvent;
 use lockstep_packager::{
-    Anchor, Config as PackagerConfig, HlsConfig, LlHlsConfig, Output, Packager, Sample, Start, StreamDescription,
-    Track, TrackKind,
+    Anchor, Config as PackagerConfig, HlsConfig, LlHlsConfig, Output, Packager, Point, Sample, Start,
+    StreamDescription, Track, TrackKind,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +16,7 @@ use tracing::{debug, info, warn};
 
 use super::{Provider, Registry};
 use crate::config::{Application, ProviderSettings};
-use crate::store::{Store, StreamKey};
+use crate::store::{Obj, Store, StreamInfo, StreamKey, StreamState};
 use crate::timeline::{Clock, Timeline};
 
 pub(super) struct SessionContext {
@@ -102,6 +103,9 @@ struct State {
     pending: Vec<Sample>,
     timeline: Timeline,
     packager: Option<Packager>,
+    /// The stream's published state (once packaging started).
+    published: Option<Arc<StreamState>>,
+    keep_segments: u64,
     /// Track ids already warned about (sample for an unannounced track).
     warned: BTreeSet<u32>,
 }
@@ -131,6 +135,8 @@ impl State {
             pending: Vec::new(),
             timeline: Timeline::new(ctx.settings.timestamp_mode, max_jump_ms, ctx.clock.clone()),
             packager: None,
+            published: None,
+            keep_segments: ctx.app.llhls.as_ref().map_or(10, |l| u64::from(l.segment_count)) + HISTORY_EXTRA_SEGMENTS,
             warned: BTreeSet::new(),
         }
     }
@@ -177,7 +183,9 @@ impl State {
             Some(p) => {
                 if p.description().track(mapped.track).is_some() {
                     p.push(mapped).map_err(|e| e.to_string())?;
-                    drain(ctx, p);
+                    if let Some(st) = &self.published {
+                        drain(ctx, p, st, self.keep_segments);
+                    }
                 }
             }
             None => {
@@ -213,25 +221,79 @@ impl State {
         let kinds: Vec<&str> = desc.tracks.iter().map(|t| t.kind().as_str()).collect();
         let mut p = Packager::new(desc, packager_config(&ctx.app)).map_err(|e| e.to_string())?;
         info!(stream = %ctx.key, tracks = ?kinds, "packaging started");
+        let st = ctx.store.open(&ctx.key);
+        let info = p
+            .llhls_params()
+            .map(|x| StreamInfo { target_duration_s: x.target_duration_s, part_target_ms: x.part_target_ms });
+        st.update(|i| i.info = info.unwrap_or_default());
         for s in std::mem::take(&mut self.pending) {
             p.push(s).map_err(|e| e.to_string())?;
         }
-        drain(ctx, &mut p);
+        drain(ctx, &mut p, &st, self.keep_segments);
         self.packager = Some(p);
+        self.published = Some(st);
         Ok(())
     }
 }
 
-/// Apply the packager's output to the store.
-fn drain(ctx: &SessionContext, p: &mut Packager) {
-    while let Some(out) = p.poll_output() {
-        match out {
-            Output::Object(o) => ctx.store.put(&ctx.key, o.name, o.bytes),
-            Output::Retire(name) => ctx.store.remove(&ctx.key, &name),
-            Output::Event(e) => match e {
-                lockstep_packager::Event::DroppedSample { .. } => debug!(stream = %ctx.key, event = ?e, "packager"),
-                _ => warn!(stream = %ctx.key, event = ?e, "packager"),
-            },
+/// Segments of playlist history kept per rendition beyond the window, for
+/// blocking requests that name a recent point.
+const HISTORY_EXTRA_SEGMENTS: u64 = 4;
+
+/// Apply the packager's output to the stream's state in the store: objects,
+/// retirements, and the playlists as of every newly published point.
+fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segments: u64) {
+    let mut outs = Vec::new();
+    while let Some(o) = p.poll_output() {
+        outs.push(o);
+    }
+    if outs.is_empty() {
+        return;
+    }
+    let labels = p.renditions();
+    let can_skip = p.llhls_params().is_some_and(|x| x.can_skip_until_ms.is_some());
+    // Render outside the lock.
+    let mut points = Vec::new();
+    for o in &outs {
+        if let Output::Published { track, point, segment_complete } = o {
+            let Some((_, label)) = labels.iter().find(|(t, _)| t == track) else { continue };
+            let full = p.render_llhls_playlist(*track, *point, false).map(|t| Obj::new(Bytes::from(t)));
+            let delta = if can_skip {
+                p.render_llhls_playlist(*track, *point, true).map(|t| Obj::new(Bytes::from(t)))
+            } else {
+                None
+            };
+            if let Some(full) = full {
+                points.push((label.clone(), *point, *segment_complete, full, delta));
+            }
         }
     }
+    state.update(|inner| {
+        for o in outs {
+            match o {
+                Output::Object(o) => {
+                    inner.objects.insert(o.name, Obj::new(o.bytes));
+                }
+                Output::Retire(name) => {
+                    inner.objects.remove(&name);
+                }
+                Output::Event(e) => match e {
+                    lockstep_packager::Event::DroppedSample { .. } => debug!(stream = %ctx.key, event = ?e, "packager"),
+                    _ => warn!(stream = %ctx.key, event = ?e, "packager"),
+                },
+                Output::Published { .. } => {}
+            }
+        }
+        for (label, point, complete, full, delta) in points {
+            let r = inner.renditions.entry(label).or_default();
+            r.playlists.insert(point, (full, delta));
+            if complete {
+                r.last_part_of.insert(point.msn, point.part);
+            }
+            r.last = Some(r.last.map_or(point, |l| l.max(point)));
+            let oldest = point.msn.saturating_sub(keep_segments);
+            r.playlists = r.playlists.split_off(&Point { msn: oldest, part: 0 });
+            r.last_part_of = r.last_part_of.split_off(&oldest);
+        }
+    });
 }

@@ -15,6 +15,16 @@
 //! `Providers/SRT/Passphrase` (the key is chosen per request, after the
 //! stream id is known), and the stream is published once the caller is
 //! connected. The payload is MPEG-TS ([`TsFeed`]).
+//!
+//! srt-protocol 0.4 panics on some handshakes (an encrypting caller
+//! accepted without a key, handshake extensions it does not implement, an
+//! empty stream id block, ...), and a panic stops srt-tokio's listener task
+//! and every connection on it. So the provider owns the public UDP socket
+//! and relays each caller through its own loopback socket to srt-tokio's
+//! listener on an internal port ([`relay`]), dropping what [`inspect`]
+//! finds srt-protocol would panic on, and noting which callers send keying
+//! material (libsrt without `pbkeylen` announces no key length). Should the
+//! listener stop anyway, it is started again.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;

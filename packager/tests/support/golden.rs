@@ -147,6 +147,7 @@ pub fn drain(p: &mut Packager, run: &mut Collected) {
             }
             Output::Retire(name) => run.retired.push(name),
             Output::Event(e) => run.events.push(e),
+            Output::Published { .. } => {}
         }
     }
 }
