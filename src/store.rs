@@ -170,6 +170,12 @@ impl Store {
         }
     }
 
+    /// An object's bytes.
+    #[cfg(test)]
+    pub fn get(&self, key: &StreamKey, name: &str) -> Option<Bytes> {
+        self.stream(key)?.read(|i| i.objects.get(name).map(|o| o.bytes.clone()))
+    }
+
     /// Number of objects of a stream (0 if none).
     #[cfg(test)]
     pub fn count(&self, key: &StreamKey) -> usize {
