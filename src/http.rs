@@ -12,6 +12,7 @@
 //!   If-None-Match, HEAD, byte ranges on media objects, gzip for playlists,
 //!   CORS from `CrossDomains`.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ use lockstep_packager::Point;
 
 use crate::config::{Application, Config};
 use crate::ingest::valid_name;
+use crate::session_key::{self, KeyError};
 use crate::store::{Inner, Obj, Store, StreamKey, StreamState};
 
 /// Blocking requests held at once on this node, at most.
@@ -37,12 +39,48 @@ pub struct HttpState {
     pub store: Arc<Store>,
     pub config: Arc<Config>,
     pub held: Arc<AtomicUsize>,
+    /// Session-key secrets of the applications with OriginMode false.
+    secrets: Arc<HashMap<String, Arc<[u8]>>>,
 }
 
 impl HttpState {
     pub fn new(store: Arc<Store>, config: Arc<Config>) -> HttpState {
-        HttpState { store, config, held: Arc::new(AtomicUsize::new(0)) }
+        let mut secrets = HashMap::new();
+        for app in config.vhosts.iter().flat_map(|v| v.apps.iter()) {
+            let Some(l) = app.llhls.as_ref().filter(|l| !l.origin_mode) else { continue };
+            let secret: Vec<u8> = match &l.session_key_secret {
+                Some(s) => s.as_bytes().to_vec(),
+                None => random_bytes::<32>().to_vec(),
+            };
+            secrets.insert(app.name.clone(), Arc::from(secret));
+        }
+        HttpState { store, config, held: Arc::new(AtomicUsize::new(0)), secrets: Arc::new(secrets) }
     }
+}
+
+fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut b = [0u8; N];
+    // The OS random source; if it fails, a key from the clock is still
+    // unguessable enough for per-viewer nonces, and secrets are configured.
+    if getrandom::getrandom(&mut b).is_err() {
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        for (i, x) in b.iter_mut().enumerate() {
+            *x = (t >> ((i % 16) * 8)) as u8;
+        }
+    }
+    b
+}
+
+fn now_s() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// OriginMode false: the session key a response's URIs must carry.
+enum Session {
+    /// OriginMode true: URLs carry nothing per viewer.
+    Off,
+    /// This viewer's key (issued now for a master playlist, or verified).
+    Key(String),
 }
 
 pub fn router(state: HttpState) -> Router {
@@ -162,6 +200,10 @@ enum Cache {
     Media,
     /// An init segment (same name for every session of a stream).
     Init,
+    /// A playlist made for one viewer (OriginMode false).
+    Private,
+    /// A media object served to a viewer with a session key.
+    PrivateMedia,
 }
 
 struct Reply {
@@ -183,6 +225,20 @@ async fn object(
     let app_cfg = st.config.app(&app);
     let cors = cors_headers(app_cfg, &headers);
     let key = StreamKey { app, stream };
+    let session = match st.secrets.get(&key.app) {
+        None => Session::Off,
+        Some(secret) if name == "llhls.m3u8" || name == "playlist.m3u8" => {
+            Session::Key(session_key::issue(secret, &key.to_string(), now_s(), random_bytes::<16>()))
+        }
+        Some(secret) => {
+            let k = session_key::from_query(query.as_deref());
+            match session_key::verify(secret, &key.to_string(), k, now_s()) {
+                Ok(()) => Session::Key(k.unwrap_or_default().to_string()),
+                Err(KeyError::Missing) => return with_cors(plain(StatusCode::UNAUTHORIZED, "no-store"), &cors),
+                Err(_) => return with_cors(plain(StatusCode::FORBIDDEN, "no-store"), &cors),
+            }
+        }
+    };
     let Some(stream_state) = st.store.stream(&key) else {
         return with_cors(plain(StatusCode::NOT_FOUND, "max-age=1"), &cors);
     };
@@ -230,6 +286,18 @@ async fn object(
     let window_s = app_cfg
         .and_then(|a| a.llhls.as_ref())
         .map_or(60, |l| u64::from(l.segment_count) * u64::from(l.segment_duration_ms).div_ceil(1000));
+    let reply = match session {
+        Session::Off => reply,
+        Session::Key(k) if reply.name.ends_with(".m3u8") => {
+            let text = String::from_utf8_lossy(&reply.obj.bytes);
+            Reply {
+                obj: Obj::new(Bytes::from(session_key::rewrite_playlist(&text, &k))),
+                cache: Cache::Private,
+                ..reply
+            }
+        }
+        Session::Key(_) => Reply { cache: Cache::PrivateMedia, ..reply },
+    };
     with_cors(respond(reply, &method, &headers, td, window_s), &cors)
 }
 
@@ -312,6 +380,8 @@ fn respond(r: Reply, method: &Method, req: &HeaderMap, td: u32, window_s: u64) -
         Cache::Live => format!("public, max-age={}", (td / 2).max(1)),
         Cache::Media => "public, max-age=31536000, immutable".to_string(),
         Cache::Init => format!("public, max-age={window_s}"),
+        Cache::Private => "private, no-store".to_string(),
+        Cache::PrivateMedia => "private, max-age=31536000, immutable".to_string(),
     };
     let is_playlist = r.name.ends_with(".m3u8");
     let mut h = HeaderMap::new();

@@ -14,6 +14,7 @@ mod http;
 mod ingest;
 mod package;
 mod server;
+mod session_key;
 mod store;
 mod timeline;
 

@@ -3,6 +3,7 @@
 //! component receives only the part it needs.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 mod parse;
@@ -18,6 +19,71 @@ pub struct Config {
     pub ip: IpAddr,
     pub bind: Bind,
     pub vhosts: Vec<VirtualHost>,
+    /// How the LLHLS port (and its TLS port) is served.
+    pub http: HttpConfig,
+}
+
+/// The HTTP server of LL-HLS and HLS: `Bind/Publishers/LLHLS/TLSPort`, the
+/// certificates of `VirtualHost/Host/TLS`, and Lockstep's connection limits.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// `Bind/Publishers/LLHLS/TLSPort`: HTTPS for LL-HLS and HLS (same
+    /// content as the plain port). Validated to come with a certificate.
+    pub tls_port: Option<u16>,
+    /// One entry per virtual host with `Host/TLS`, in file order. The first
+    /// is used when the client's SNI matches no `Host/Names/Name`.
+    pub certs: Vec<TlsCert>,
+    /// Limits applied to every HTTP connection (plain and TLS).
+    pub limits: HttpLimits,
+}
+
+/// `VirtualHost/Host`: names and certificate files (paths resolved against
+/// the configuration file's directory by [`load`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsCert {
+    /// XML path of the `Host/TLS` element, for messages.
+    pub path: String,
+    /// `Host/Names/Name`: the SNI names this certificate answers (`*`: any,
+    /// `*.example.com`: any subdomain). Empty: any.
+    pub names: Vec<String>,
+    /// `Host/TLS/CertPath`: PEM, the server certificate (may hold the chain).
+    pub cert_path: PathBuf,
+    /// `Host/TLS/KeyPath`: PEM, the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_path: PathBuf,
+    /// `Host/TLS/ChainCertPath`: PEM, intermediate certificates sent after
+    /// the server certificate.
+    pub chain_path: Option<PathBuf>,
+}
+
+/// Connection limits of the HTTP server (`Bind/Publishers/LLHLS/...`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HttpLimits {
+    /// `MaxConnections`: open connections at most, plain and TLS counted
+    /// separately (default 10 000). Beyond it a connection is accepted and
+    /// closed at once.
+    pub max_connections: usize,
+    /// `HeaderReadTimeoutMs`: a request's headers (and, with TLS, the
+    /// handshake before the first one) must arrive within this time
+    /// (default 10 s), or the connection is closed.
+    pub header_read_timeout: Duration,
+    /// `MaxHeaderBytes`: the largest request head (HTTP/1.1 buffer, HTTP/2
+    /// header list), default 16 KiB. Larger: 431 (HTTP/1.1) or a stream
+    /// error (HTTP/2).
+    pub max_header_bytes: usize,
+    /// `IdleTimeoutMs`: a connection with no request for this long is
+    /// closed (default 60 s).
+    pub keep_alive_idle: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            keep_alive_idle: Duration::from_secs(60),
+        }
+    }
 }
 
 /// `Server/Bind`: the ports.
@@ -120,6 +186,10 @@ pub struct MpegtsStream {
 pub struct LlHlsSettings {
     /// `OriginMode` (default true): URLs carry no per-session data.
     pub origin_mode: bool,
+    /// `SessionKeySecret` (Lockstep): the HMAC secret for viewer session keys
+    /// when OriginMode is false; both nodes of a pair must share it. `None`:
+    /// a random secret per process.
+    pub session_key_secret: Option<String>,
     /// `ServerTimeBasedSegmentNumbering` (default true). Lockstep always
     /// derives numbers from the timeline; `false` is accepted and warned.
     pub server_time_based_segment_numbering: bool,

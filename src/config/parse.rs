@@ -32,8 +32,8 @@ use quick_xml::Reader;
 use serde::Deserialize;
 
 use super::{
-    Application, Bind, Config, HlsSettings, LlHlsSettings, MpegtsSettings, MpegtsStream, ProviderSettings, SrtSettings,
-    TimestampMode, VirtualHost,
+    Application, Bind, Config, HlsSettings, HttpConfig, HttpLimits, LlHlsSettings, MpegtsSettings, MpegtsStream,
+    ProviderSettings, SrtSettings, TimestampMode, TlsCert, VirtualHost,
 };
 
 /// Something in the configuration that Lockstep accepts but that deserves
@@ -165,7 +165,28 @@ pub enum ConfigError {
 /// placeholders come from the process environment.
 pub fn load(path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
     let xml = std::fs::read_to_string(path).map_err(|source| ConfigError::Io { file: path.to_path_buf(), source })?;
-    parse_str(&xml, &|name| std::env::var(name).ok())
+    let (mut config, warnings) = parse_str(&xml, &|name| std::env::var(name).ok())?;
+    resolve_tls_files(&mut config, path.parent().unwrap_or(Path::new("")))?;
+    Ok((config, warnings))
+}
+
+/// Makes the certificate paths of `Host/TLS` relative to `base` (the
+/// configuration file's directory) and checks that each file can be opened.
+/// Their content is read when the server starts.
+fn resolve_tls_files(config: &mut Config, base: &Path) -> Result<(), ConfigError> {
+    for cert in &mut config.http.certs {
+        let files = [("CertPath", &mut cert.cert_path), ("KeyPath", &mut cert.key_path)]
+            .into_iter()
+            .chain(cert.chain_path.as_mut().map(|p| ("ChainCertPath", p)));
+        for (element, file) in files {
+            *file = base.join(&*file);
+            if let Err(e) = std::fs::File::open(&*file) {
+                let path = child(&cert.path, element);
+                return Err(invalid(&path, &file.display().to_string(), format!("a readable PEM file ({e})")));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses and validates a `Server.xml` document; `env` resolves `${env:NAME}`
@@ -251,8 +272,15 @@ const BIND_PUBLISHERS: Node = elem!(
     "Publishers",
     [elem!(
         "LLHLS",
-        [leaf!("Port")],
-        ignored: [("TLSPort", "Lockstep serves plain HTTP; terminate TLS in front of it"), ("WorkerCount", WORKERS)]
+        [
+            leaf!("Port"),
+            leaf!("TLSPort"),
+            leaf!("MaxConnections"),
+            leaf!("HeaderReadTimeoutMs"),
+            leaf!("MaxHeaderBytes"),
+            leaf!("IdleTimeoutMs"),
+        ],
+        ignored: [("WorkerCount", WORKERS)]
     )],
     ignored: [
         ("HLS", "Lockstep serves HLS on the LLHLS port"),
@@ -321,6 +349,7 @@ const APP_PUBLISHERS: Node = elem!(
             "LLHLS",
             [
                 leaf!("OriginMode"),
+                leaf!("SessionKeySecret"),
                 leaf!("ServerTimeBasedSegmentNumbering"),
                 leaf!("ChunkDuration"),
                 leaf!("PartHoldBack"),
@@ -377,6 +406,14 @@ const VIRTUAL_HOST: Node = elems!(
     [
         leaf!("Name"),
         elem!(
+            "Host",
+            [
+                elem!("Names", [leaves!("Name")], ignored: []),
+                elem!("TLS", [leaf!("CertPath"), leaf!("KeyPath"), leaf!("ChainCertPath")], ignored: []),
+            ],
+            ignored: []
+        ),
+        elem!(
             "Applications",
             [elems!(
                 "Application",
@@ -391,7 +428,6 @@ const VIRTUAL_HOST: Node = elems!(
     ],
     ignored: [
         ("Distribution", ""),
-        ("Host", "applications are found by name, whatever the host name"),
         ("Origins", "Lockstep is an origin; it does not pull streams"),
         ("OriginMapStore", "Lockstep is an origin; it does not pull streams"),
         ("SignedPolicy", NOT_SUPPORTED),
@@ -677,6 +713,16 @@ struct RawBindPublishers {
 struct RawListener {
     #[serde(rename = "Port")]
     port: Option<String>,
+    #[serde(rename = "TLSPort")]
+    tls_port: Option<String>,
+    #[serde(rename = "MaxConnections")]
+    max_connections: Option<String>,
+    #[serde(rename = "HeaderReadTimeoutMs")]
+    header_read_timeout_ms: Option<String>,
+    #[serde(rename = "MaxHeaderBytes")]
+    max_header_bytes: Option<String>,
+    #[serde(rename = "IdleTimeoutMs")]
+    idle_timeout_ms: Option<String>,
     #[serde(rename = "Options")]
     options: Option<RawSrtOptions>,
 }
@@ -711,8 +757,39 @@ struct RawVirtualHost {
     include: Option<String>,
     #[serde(rename = "Name")]
     name: Option<String>,
+    #[serde(rename = "Host")]
+    host: Option<RawHost>,
     #[serde(rename = "Applications")]
     applications: Option<RawApplications>,
+}
+
+/// `VirtualHost/Host`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawHost {
+    #[serde(rename = "Names")]
+    names: Option<RawHostNames>,
+    #[serde(rename = "TLS")]
+    tls: Option<RawTls>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawHostNames {
+    #[serde(rename = "Name")]
+    name: Vec<String>,
+}
+
+/// `VirtualHost/Host/TLS`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawTls {
+    #[serde(rename = "CertPath")]
+    cert_path: Option<String>,
+    #[serde(rename = "KeyPath")]
+    key_path: Option<String>,
+    #[serde(rename = "ChainCertPath")]
+    chain_cert_path: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -796,6 +873,8 @@ struct RawPublishers {
 struct RawHlsPublisher {
     #[serde(rename = "OriginMode")]
     origin_mode: Option<String>,
+    #[serde(rename = "SessionKeySecret")]
+    session_key_secret: Option<String>,
     #[serde(rename = "ServerTimeBasedSegmentNumbering")]
     server_time_based_segment_numbering: Option<String>,
     #[serde(rename = "ChunkDuration")]
@@ -1058,7 +1137,7 @@ fn convert(raw: &RawServer, warnings: &mut Vec<Warning>) -> Result<Config, Confi
             text.parse().map_err(|_| invalid("Server/IP", text, "* (all addresses) or an IPv4 or IPv6 address"))?
         }
     };
-    let (bind, srt_passphrase) = convert_bind(raw.bind.as_ref(), warnings)?;
+    let (bind, srt_passphrase, mut http) = convert_bind(raw.bind.as_ref(), warnings)?;
     let mut taken = Taken::default();
     let mut vhosts = Vec::new();
     let raw_vhosts = raw.virtual_hosts.as_ref().map_or(&[][..], |v| &v.virtual_host[..]);
@@ -1073,17 +1152,32 @@ fn convert(raw: &RawServer, warnings: &mut Vec<Warning>) -> Result<Config, Confi
             continue;
         }
         let vhost = convert_vhost(raw_vhost, &path, &bind, srt_passphrase.as_deref(), &mut taken, warnings)?;
+        if let Some(cert) = convert_host(raw_vhost.host.as_ref(), &path, http.tls_port, warnings)? {
+            http.certs.push(cert);
+        }
         vhosts.push(vhost);
     }
     if vhosts.iter().all(|v| v.apps.is_empty()) {
         warn(warnings, "Server/VirtualHosts", "no application is configured: nothing can be published");
     }
-    Ok(Config { name, ip, bind, vhosts })
+    let tls_text = raw.bind.as_ref().and_then(|b| b.publishers.as_ref()?.llhls.as_ref()?.tls_port.as_deref());
+    if let (Some(text), true) = (tls_text, http.certs.is_empty()) {
+        return Err(invalid(
+            "Server/Bind/Publishers/LLHLS/TLSPort",
+            text,
+            "a TLS port only with a certificate: set Host/TLS/CertPath and Host/TLS/KeyPath in a VirtualHost",
+        ));
+    }
+    Ok(Config { name, ip, bind, vhosts, http })
 }
 
-/// `Server/Bind`, and the passphrase of `Bind/Providers/SRT/Options` (OME's
-/// `SRTO_PASSPHRASE`), if any.
-fn convert_bind(raw: Option<&RawBind>, warnings: &mut Vec<Warning>) -> Result<(Bind, Option<String>), ConfigError> {
+/// `Server/Bind`, the passphrase of `Bind/Providers/SRT/Options` (OME's
+/// `SRTO_PASSPHRASE`), if any, and the HTTP settings of
+/// `Bind/Publishers/LLHLS` (certificates are added by the caller).
+fn convert_bind(
+    raw: Option<&RawBind>,
+    warnings: &mut Vec<Warning>,
+) -> Result<(Bind, Option<String>, HttpConfig), ConfigError> {
     let providers = raw.and_then(|b| b.providers.as_ref());
     let publishers = raw.and_then(|b| b.publishers.as_ref());
     let mut listeners = Listeners::default();
@@ -1128,7 +1222,89 @@ fn convert_bind(raw: Option<&RawBind>, warnings: &mut Vec<Warning>) -> Result<(B
     }
 
     let bind = Bind { rtmp: rtmp.first().copied(), srt: srt.first().copied(), mpegts, llhls: llhls.first().copied() };
-    Ok((bind, passphrase))
+    let llhls_listener = publishers.and_then(|p| p.llhls.as_ref());
+    let mut http = HttpConfig { limits: convert_http_limits(llhls_listener)?, ..HttpConfig::default() };
+    if let Some(text) = llhls_listener.and_then(|l| l.tls_port.as_deref()) {
+        let path = "Server/Bind/Publishers/LLHLS/TLSPort";
+        let ports = parse_ports(path, text, &LLHLS_PORT)?;
+        listeners.claim(Proto::Tcp, &ports, path)?;
+        http.tls_port = ports.first().copied();
+        if bind.llhls.is_none() {
+            return Err(invalid(path, text, "a TLS port only with Server/Bind/Publishers/LLHLS/Port"));
+        }
+    }
+    Ok((bind, passphrase, http))
+}
+
+/// Lockstep's connection limits under `Bind/Publishers/LLHLS`.
+fn convert_http_limits(raw: Option<&RawListener>) -> Result<HttpLimits, ConfigError> {
+    let mut limits = HttpLimits::default();
+    let Some(raw) = raw else { return Ok(limits) };
+    // (value, element, minimum, maximum, what)
+    let number = |text: Option<&str>, element: &str, min: u64, max: u64, what: &str| -> Result<_, ConfigError> {
+        let Some(text) = text else { return Ok(None) };
+        let path = child("Server/Bind/Publishers/LLHLS", element);
+        let allowed = format!("a whole number of {what} from {min} to {max}");
+        let n = parse_u64(&path, text, &allowed)?;
+        if !(min..=max).contains(&n) {
+            return Err(invalid(&path, text, allowed));
+        }
+        Ok(Some(n))
+    };
+    if let Some(n) = number(raw.max_connections.as_deref(), "MaxConnections", 1, 1_000_000, "connections")? {
+        limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    let ms = "milliseconds";
+    if let Some(n) = number(raw.header_read_timeout_ms.as_deref(), "HeaderReadTimeoutMs", 100, 600_000, ms)? {
+        limits.header_read_timeout = Duration::from_millis(n);
+    }
+    // hyper's HTTP/1.1 read buffer cannot be smaller than 8 KiB.
+    if let Some(n) = number(raw.max_header_bytes.as_deref(), "MaxHeaderBytes", 8192, 1_048_576, "bytes")? {
+        limits.max_header_bytes = usize::try_from(n).unwrap_or(usize::MAX);
+    }
+    if let Some(n) = number(raw.idle_timeout_ms.as_deref(), "IdleTimeoutMs", 100, 3_600_000, ms)? {
+        limits.keep_alive_idle = Duration::from_millis(n);
+    }
+    Ok(limits)
+}
+
+/// `VirtualHost/Host`: the certificate of the virtual host at `path`, if it
+/// has `Host/TLS`.
+fn convert_host(
+    raw: Option<&RawHost>,
+    path: &str,
+    tls_port: Option<u16>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<TlsCert>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let host = child(path, "Host");
+    let mut names = Vec::new();
+    let raw_names = raw.names.as_ref().map_or(&[][..], |n| &n.name[..]);
+    for (i, name) in raw_names.iter().enumerate() {
+        let ok = !name.is_empty() && !name.contains(['/', ' ']);
+        if !ok {
+            let p = format!("{host}/Names/Name[{i}]");
+            return Err(invalid(&p, name, "a host name, * (any) or a wildcard such as *.example.com"));
+        }
+        names.push(name.to_ascii_lowercase());
+    }
+    let Some(tls) = raw.tls.as_ref() else { return Ok(None) };
+    let tls_path = child(&host, "TLS");
+    let file = |value: &Option<String>, element: &str| -> Result<Option<PathBuf>, ConfigError> {
+        match value.as_deref() {
+            None => Ok(None),
+            Some("") => Err(invalid(&child(&tls_path, element), "", "the path of a PEM file")),
+            Some(text) => Ok(Some(PathBuf::from(text))),
+        }
+    };
+    let missing = |element: &str| ConfigError::Missing { path: child(&tls_path, element) };
+    let cert_path = file(&tls.cert_path, "CertPath")?.ok_or_else(|| missing("CertPath"))?;
+    let key_path = file(&tls.key_path, "KeyPath")?.ok_or_else(|| missing("KeyPath"))?;
+    let chain_path = file(&tls.chain_cert_path, "ChainCertPath")?;
+    if tls_port.is_none() {
+        warn(warnings, &tls_path, "Server/Bind/Publishers/LLHLS/TLSPort is not set: the certificate is not used");
+    }
+    Ok(Some(TlsCert { path: tls_path, names, cert_path, key_path, chain_path }))
 }
 
 fn convert_vhost(
@@ -1435,8 +1611,28 @@ fn convert_llhls(
             return Err(invalid(&p, text, allowed));
         }
     }
+    let session_key_secret = match raw.session_key_secret.as_deref().map(str::trim) {
+        Some(secret) if secret.len() < 16 => {
+            return Err(invalid(
+                &child(path, "SessionKeySecret"),
+                &format!("({} characters)", secret.len()),
+                "at least 16 characters",
+            ))
+        }
+        Some(secret) => Some(secret.to_string()),
+        None => None,
+    };
+    if !origin_mode && session_key_secret.is_none() {
+        warnings.push(Warning {
+            path: child(path, "SessionKeySecret"),
+            message: "OriginMode is false and no SessionKeySecret is set: a random secret is used, so the \
+                      other node of a pair cannot verify this node's session keys"
+                .into(),
+        });
+    }
     Ok(LlHlsSettings {
         origin_mode,
+        session_key_secret,
         server_time_based_segment_numbering: common.server_time_based_segment_numbering,
         chunk_duration_ms,
         part_hold_back_ms,
@@ -1536,6 +1732,7 @@ mod tests {
                     }),
                     llhls: Some(LlHlsSettings {
                         origin_mode: true,
+                        session_key_secret: None,
                         server_time_based_segment_numbering: true,
                         chunk_duration_ms: 500,
                         part_hold_back_ms: 1500,
@@ -1696,6 +1893,7 @@ mod tests {
             llhls,
             Some(LlHlsSettings {
                 origin_mode: true,
+                session_key_secret: None,
                 server_time_based_segment_numbering: true,
                 chunk_duration_ms: 200,
                 part_hold_back_ms: 600,
@@ -1809,6 +2007,7 @@ mod tests {
             app.llhls,
             Some(LlHlsSettings {
                 origin_mode: true,
+                session_key_secret: None,
                 server_time_based_segment_numbering: true,
                 chunk_duration_ms: 500,
                 part_hold_back_ms: 1500,
