@@ -104,7 +104,7 @@ pub mod ts_mux;
 pub use grid::{GridAnchor, Start};
 pub use media::{CodecConfig, MediaTime, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
 pub use packager::{
-    fragment_sequence, Anchor, Config, Event, Format, HlsConfig, LlHlsConfig, Object, ObjectKind, Output, Packager,
-    PackagerError,
+    fragment_sequence, Anchor, Config, Event, ExportedHistory, Format, HlsConfig, LlHlsConfig, Object, ObjectKind,
+    Output, Packager, PackagerError,
 };
 pub use playlist::Point;

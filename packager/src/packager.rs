@@ -189,6 +189,40 @@ pub enum Output {
     },
 }
 
+/// The playlist history of a packager's outputs ([`Packager::export_history`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ExportedHistory {
+    /// Per LL-HLS rendition, oldest segment first.
+    pub llhls: Vec<(TrackId, Vec<SegmentEntry>)>,
+    /// Classic HLS segments, oldest first.
+    pub hls: Vec<SegmentEntry>,
+}
+
+/// Put the complete `peer` entries that end right before segment `first` in
+/// front of `h` (whose own history starts at `first`, or is still empty).
+/// Returns how many were added.
+fn prepend(h: &mut History, peer: &[SegmentEntry], first: u64) -> usize {
+    if h.entries.front().is_some_and(|e| e.msn != first) {
+        return 0;
+    }
+    let older: Vec<&SegmentEntry> = peer.iter().filter(|e| e.msn < first && e.complete).collect();
+    // Only a run that is contiguous up to our first segment.
+    let mut run = Vec::new();
+    let mut want = first;
+    for e in older.iter().rev() {
+        if e.msn + 1 != want {
+            break;
+        }
+        run.push((*e).clone());
+        want = e.msn;
+    }
+    let n = run.len();
+    for e in run {
+        h.entries.push_front(e);
+    }
+    n
+}
+
 /// Misuse of the API or configuration the packager cannot work with.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PackagerError {
@@ -504,6 +538,57 @@ impl Packager {
         let ri = ll.renditions.iter().position(|r| r.track.id == track)?;
         let ended = self.finished && ll.renditions[ri].history.last_point() == Some(at);
         ll.render(ri, at, skip, ended, self.desc.program_date_time_base_ms)
+    }
+
+    /// The retained playlist history of every output, for a peer that
+    /// joins this stream late (backfill).
+    pub fn export_history(&self) -> ExportedHistory {
+        ExportedHistory {
+            llhls: self
+                .ll
+                .as_ref()
+                .map(|ll| {
+                    ll.renditions.iter().map(|r| (r.track.id, r.history.entries.iter().cloned().collect())).collect()
+                })
+                .unwrap_or_default(),
+            hls: self.hls.as_ref().map(|h| h.history.entries.iter().cloned().collect()).unwrap_or_default(),
+        }
+    }
+
+    /// Take a peer's history of the segments before this packager's own
+    /// first segment (a node that joined late backfills its window), so that
+    /// its playlists equal the peer's. Entries at or after this packager's
+    /// own first segment are ignored (it made those itself); the imported
+    /// ones must end right before it. Returns how many segments were taken.
+    /// Call it before the first own segment completes a window, typically
+    /// right after the first own part is published.
+    pub fn import_history(&mut self, peer: &ExportedHistory) -> usize {
+        let mut taken = 0;
+        if let Some(ll) = &mut self.ll {
+            // Every rendition starts at the driving rendition's first segment
+            // (a follower may not have published its first part yet).
+            let first = ll.renditions.first().and_then(|r| r.history.entries.front()).map(|e| e.msn);
+            for r in &mut ll.renditions {
+                let Some((_, entries)) = peer.llhls.iter().find(|(t, _)| *t == r.track.id) else { continue };
+                let Some(first) = first.or(r.history.entries.front().map(|e| e.msn)) else { continue };
+                let n = prepend(&mut r.history, entries, first);
+                // Imported parts are retired like own ones.
+                for e in r.history.entries.iter().take(n) {
+                    let names = (0..e.parts.len() as u32)
+                        .filter(|k| !e.parts[*k as usize].gap)
+                        .map(|k| playlist::part_name(&r.label, e.msn, k))
+                        .collect();
+                    r.part_names.insert(e.msn, names);
+                }
+                taken = taken.max(n);
+            }
+        }
+        if let Some(h) = &mut self.hls {
+            if let Some(first) = h.history.entries.front().map(|e| e.msn) {
+                taken = taken.max(prepend(&mut h.history, &peer.hls, first));
+            }
+        }
+        taken
     }
 
     /// Static LL-HLS playlist parameters (for the delivery layer's limits).

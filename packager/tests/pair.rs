@@ -9,7 +9,7 @@
 mod golden;
 
 use golden::*;
-use lockstep_packager::{Config, Point, Sample, Start, TrackKind};
+use lockstep_packager::{Config, Packager, Point, Sample, Start, TrackKind};
 
 /// A short window so that a joined packager's playlists cover a full window
 /// within the golden inputs' length.
@@ -172,6 +172,62 @@ fn interleave_independent(case: &str) {
     }
 }
 
+/// A node that joins late, takes its peer's anchor, and backfills the
+/// peer's history when it publishes its first part: from then on every
+/// playlist it renders equals the peer's, at every point.
+fn joined_with_backfill(case: &str) {
+    let input = load(case);
+    let config = pair_config(case);
+    let k = input.samples.len() * 40 / 100;
+    let mut a = Packager::new(input.desc.clone(), config.clone()).expect("config");
+    let mut ca = Collected::default();
+    for s in &input.samples[..k] {
+        a.push(s.clone()).expect("push");
+    }
+    drain(&mut a, &mut ca);
+    let mut b = Packager::new(input.desc.clone(), Config { start: Start::Joined, anchor: a.anchor(), ..config })
+        .expect("config");
+    let mut cb = Collected::default();
+    let mut imported = None;
+    for s in &input.samples[k..] {
+        a.push(s.clone()).expect("push");
+        b.push(s.clone()).expect("push");
+        drain(&mut a, &mut ca);
+        // Backfill as soon as the joined node has published anything.
+        if imported.is_none() {
+            let before = cb.order.len();
+            drain(&mut b, &mut cb);
+            if cb.order.len() > before {
+                imported = Some(b.import_history(&a.export_history()));
+            }
+        } else {
+            drain(&mut b, &mut cb);
+        }
+    }
+    let imported = imported.expect("the joined packager published");
+    assert!(imported >= 3, "{case}: backfilled {imported} segments");
+    let mut compared = 0;
+    for (track, _) in b.renditions() {
+        let (Some(last), Some(first)) = (b.last_point(track), cb.media_names().first().copied()) else { continue };
+        let _ = first;
+        for msn in last.msn.saturating_sub(6)..=last.msn {
+            for part in 0..16 {
+                let at = Point { msn, part };
+                for skip in [false, true] {
+                    if let (Some(x), Some(y)) =
+                        (a.render_llhls_playlist(track, at, skip), b.render_llhls_playlist(track, at, skip))
+                    {
+                        assert_eq!(x, y, "{case}: track {track} as of {msn}.{part} skip={skip}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(compared > 20, "{case}: only {compared} playlists compared");
+    assert_subset(case, "backfill", &ca, &cb);
+}
+
 macro_rules! pair_cases {
     ($($case:ident),*) => {
         mod joined {
@@ -182,6 +238,15 @@ macro_rules! pair_cases {
                     joined_at(stringify!($case), 15, 7);
                     joined_at(stringify!($case), 30, 3);
                     joined_at(stringify!($case), 55, 1);
+                }
+            )*
+        }
+        mod backfill {
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    joined_with_backfill(stringify!($case));
                 }
             )*
         }
