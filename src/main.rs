@@ -9,10 +9,13 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+mod api;
 mod config;
 mod http;
 mod ingest;
+mod metrics;
 mod package;
+mod peer;
 mod server;
 mod session_key;
 mod store;

@@ -365,7 +365,8 @@ impl Metrics {
             out.sample("lockstep_stream_bytes_out_total", &[("stream", name)], c.bytes_out.load(Ordering::Relaxed));
         }
 
-        let held: usize = self.held.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|h| h.load(Ordering::Relaxed)).sum();
+        let held: usize =
+            self.held.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|h| h.load(Ordering::Relaxed)).sum();
         out.header(
             "lockstep_held_requests",
             "gauge",
@@ -412,7 +413,11 @@ impl Metrics {
             out.sample("lockstep_packager_events_total", &[("event", e)], c.load(Ordering::Relaxed));
         }
 
-        out.header("lockstep_publish_rejections_total", "counter", "Publish requests refused by the registry, by reason.");
+        out.header(
+            "lockstep_publish_rejections_total",
+            "counter",
+            "Publish requests refused by the registry, by reason.",
+        );
         for (r, c) in REJECTIONS.iter().zip(&self.rejections) {
             out.sample("lockstep_publish_rejections_total", &[("reason", r)], c.load(Ordering::Relaxed));
         }

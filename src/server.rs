@@ -11,10 +11,16 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::Config;
-use crate::http::{router, HttpState};
+use crate::http::HttpState;
 use crate::ingest::{mpegts, rtmp, srt, Registry};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::timeline::Clock;
+
+// Declared here so that the module list of main.rs stays as it is; it could
+// equally be `mod http_server;` in main.rs.
+#[path = "http_server.rs"]
+pub mod http_server;
 
 /// How long shutdown waits for sessions and connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -22,8 +28,14 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// Run until `shutdown` is cancelled.
 pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationToken) -> Result<()> {
     let config = Arc::new(config);
+    // Certificates first: a bad file stops the server before it binds.
+    let tls = match config.http.tls_port {
+        Some(_) if config.bind.llhls.is_some() => Some(http_server::load_tls(&config.http.certs)?),
+        _ => None,
+    };
     let store = Arc::new(Store::new());
-    let registry = Registry::new(config.clone(), store.clone(), clock, shutdown.clone());
+    let metrics = Arc::new(Metrics::new());
+    let registry = Registry::with_metrics(config.clone(), store.clone(), clock, shutdown.clone(), metrics.clone());
     let ip = config.ip;
     let mut tasks = tokio::task::JoinSet::new();
 
@@ -55,8 +67,32 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
     if let Some(port) = config.bind.llhls {
         let addr = SocketAddr::new(ip, port);
         let l = TcpListener::bind(addr).await.with_context(|| format!("binding LLHLS (HTTP) to {addr}"))?;
+        let app = crate::metrics::delivery_router(HttpState::new(store.clone(), config.clone()), metrics.clone());
+        let limits = config.http.limits;
+        if let (Some(tls_port), Some(tls)) = (config.http.tls_port, tls) {
+            let tls_addr = SocketAddr::new(ip, tls_port);
+            let tl = TcpListener::bind(tls_addr)
+                .await
+                .with_context(|| format!("binding LLHLS TLSPort (HTTPS) to {tls_addr}"))?;
+            info!(addr = %tls_addr, "HTTPS (LL-HLS, HLS) listening");
+            tasks.spawn(http_server::serve(tl, Some(tls), app.clone(), limits, shutdown.clone()));
+        }
         info!(%addr, "HTTP (LL-HLS, HLS) listening");
-        let app = router(HttpState::new(store.clone(), config.clone()));
+        tasks.spawn(http_server::serve(l, None, app, limits, shutdown.clone()));
+    }
+
+    if let Some(api) = &config.api {
+        let addr = SocketAddr::new(ip, api.port);
+        let l = TcpListener::bind(addr).await.with_context(|| format!("binding the API (HTTP) to {addr}"))?;
+        info!(%addr, "API and metrics listening");
+        let state = crate::api::ApiState::new(
+            config.clone(),
+            registry.clone(),
+            store.clone(),
+            metrics.clone(),
+            &api.access_token,
+        );
+        let app = crate::api::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let s = shutdown.clone();
         tasks.spawn(async move {
             let _ = axum::serve(l, app).with_graceful_shutdown(async move { s.cancelled().await }).await;

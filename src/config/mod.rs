@@ -19,8 +19,54 @@ pub struct Config {
     pub ip: IpAddr,
     pub bind: Bind,
     pub vhosts: Vec<VirtualHost>,
+    /// The REST API and metrics listener (OME's `Managers/API`); `None`
+    /// when `Bind/Managers/API/Port` is not set.
+    pub api: Option<ApiSettings>,
     /// How the LLHLS port (and its TLS port) is served.
     pub http: HttpConfig,
+    /// `Server/Pair` (Lockstep): this node's role in a redundant pair;
+    /// `None` for a single node.
+    pub pair: Option<PairSettings>,
+}
+
+/// Which node of the pair this is. When both start a stream together, the
+/// main's timeline wins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairRole {
+    Main,
+    Backup,
+}
+
+/// `Server/Pair`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PairSettings {
+    /// `Role`: `main` or `backup`.
+    pub role: PairRole,
+    /// `PeerUrl`: the peer's LLHLS HTTP base, `http://HOST:PORT`.
+    pub peer_url: String,
+    /// `Secret`: authenticates the peer link (at least 16 characters).
+    pub secret: String,
+    /// `NtpServers/Server`: `HOST:PORT` to measure this node's clock offset.
+    pub ntp_servers: Vec<String>,
+    /// `MaxClockOffsetMs`: above this (NTP offset, or the offset to the peer)
+    /// the health endpoint answers 503 (default 50).
+    pub max_clock_offset_ms: u32,
+}
+
+/// `Server/Bind/Managers/API` and `Server/Managers/API`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// `Server/Bind/Managers/API/Port` (TCP).
+    pub port: u16,
+    /// `Server/Managers/API/AccessToken`: the HTTP Basic credentials before
+    /// base64 (`user:password`, or any token), as in OME.
+    pub access_token: String,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings").field("port", &self.port).field("access_token", &"<redacted>").finish()
+    }
 }
 
 /// The HTTP server of LL-HLS and HLS: `Bind/Publishers/LLHLS/TLSPort`, the

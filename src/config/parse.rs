@@ -32,8 +32,8 @@ use quick_xml::Reader;
 use serde::Deserialize;
 
 use super::{
-    Application, Bind, Config, HlsSettings, HttpConfig, HttpLimits, LlHlsSettings, MpegtsSettings, MpegtsStream,
-    ProviderSettings, SrtSettings, TimestampMode, TlsCert, VirtualHost,
+    ApiSettings, Application, Bind, Config, HlsSettings, HttpConfig, HttpLimits, LlHlsSettings, MpegtsSettings,
+    MpegtsStream, PairRole, PairSettings, ProviderSettings, SrtSettings, TimestampMode, TlsCert, VirtualHost,
 };
 
 /// Something in the configuration that Lockstep accepts but that deserves
@@ -240,7 +240,7 @@ macro_rules! elems {
     };
 }
 
-const NO_REST_API: &str = "Lockstep has no REST API";
+const PLAIN_API: &str = "Lockstep serves the API over plain HTTP; terminate TLS in front of it";
 const INGEST_ONLY: &str = "Lockstep ingests RTMP, SRT and MPEG-TS only";
 const PUBLISH_ONLY: &str = "Lockstep publishes LL-HLS and HLS only";
 const WORKERS: &str = "Lockstep sizes its own workers";
@@ -248,6 +248,24 @@ const NOT_SUPPORTED: &str = "not supported by Lockstep";
 
 const FIRST_KEEPS: &str = "the first publisher of a stream always keeps it";
 const OWN_CACHE_CONTROL: &str = "Lockstep sets its own Cache-Control headers";
+
+/// `Server/Bind/Managers`: the REST API port.
+const BIND_MANAGERS: Node = elem!(
+    "Managers",
+    [elem!("API", [leaf!("Port")], ignored: [("TLSPort", PLAIN_API), ("WorkerCount", WORKERS)])],
+    ignored: []
+);
+
+/// `Server/Managers`: the REST API credentials.
+const MANAGERS: Node = elem!(
+    "Managers",
+    [elem!(
+        "API",
+        [leaf!("AccessToken")],
+        ignored: [("CrossDomains", NOT_SUPPORTED), ("Storage", NOT_SUPPORTED)]
+    )],
+    ignored: [("Host", "the API answers on any host name; TLS is not served")]
+);
 
 /// `Server/Bind/Providers`.
 const BIND_PROVIDERS: Node = elem!(
@@ -442,7 +460,19 @@ static SERVER: Node = elem!(
     [
         leaf!("Name"),
         leaf!("IP"),
-        elem!("Bind", [BIND_PROVIDERS, BIND_PUBLISHERS], ignored: [("Managers", NO_REST_API)]),
+        elem!("Bind", [BIND_MANAGERS, BIND_PROVIDERS, BIND_PUBLISHERS], ignored: []),
+        MANAGERS,
+        elem!(
+            "Pair",
+            [
+                leaf!("Role"),
+                leaf!("PeerUrl"),
+                leaf!("Secret"),
+                leaf!("MaxClockOffsetMs"),
+                elem!("NtpServers", [leaves!("Server")], ignored: []),
+            ],
+            ignored: []
+        ),
         elem!("VirtualHosts", [VIRTUAL_HOST], ignored: []),
     ],
     ignored: [
@@ -450,7 +480,6 @@ static SERVER: Node = elem!(
         ("PrivacyProtection", ""),
         ("StunServer", "only WebRTC uses it"),
         ("Modules", ""),
-        ("Managers", NO_REST_API),
         ("Analytics", ""),
     ]
 );
@@ -675,17 +704,122 @@ struct RawServer {
     ip: Option<String>,
     #[serde(rename = "Bind")]
     bind: Option<RawBind>,
+    #[serde(rename = "Managers")]
+    managers: Option<RawManagers>,
     #[serde(rename = "VirtualHosts")]
     virtual_hosts: Option<RawVirtualHosts>,
+    #[serde(rename = "Pair")]
+    pair: Option<RawPair>,
+}
+
+/// `Server/Pair` (Lockstep): this node's place in a redundant pair.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawPair {
+    #[serde(rename = "Role")]
+    role: Option<String>,
+    #[serde(rename = "PeerUrl")]
+    peer_url: Option<String>,
+    #[serde(rename = "Secret")]
+    secret: Option<String>,
+    #[serde(rename = "MaxClockOffsetMs")]
+    max_clock_offset_ms: Option<String>,
+    #[serde(rename = "NtpServers")]
+    ntp_servers: Option<RawNtpServers>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawNtpServers {
+    #[serde(rename = "Server")]
+    server: Vec<String>,
+}
+
+/// `Server/Pair`.
+fn convert_pair(raw: Option<&RawPair>) -> Result<Option<PairSettings>, ConfigError> {
+    let Some(raw) = raw else { return Ok(None) };
+    const P: &str = "Server/Pair";
+    let role = match raw.role.as_deref().map(str::trim) {
+        Some(r) if r.eq_ignore_ascii_case("main") => PairRole::Main,
+        Some(r) if r.eq_ignore_ascii_case("backup") => PairRole::Backup,
+        Some(r) => return Err(invalid(&child(P, "Role"), r, "main or backup")),
+        None => return Err(invalid(&child(P, "Role"), "", "main or backup")),
+    };
+    let peer_url = match raw.peer_url.as_deref().map(str::trim) {
+        Some(u) => {
+            let rest = u.strip_prefix("http://").unwrap_or("");
+            let hostport = rest.trim_end_matches('/');
+            let ok = !hostport.is_empty()
+                && !hostport.contains('/')
+                && hostport
+                    .rsplit_once(':')
+                    .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+            if !ok {
+                return Err(invalid(&child(P, "PeerUrl"), u, "http://HOST:PORT (the peer's LLHLS port)"));
+            }
+            format!("http://{hostport}")
+        }
+        None => return Err(invalid(&child(P, "PeerUrl"), "", "http://HOST:PORT (the peer's LLHLS port)")),
+    };
+    let secret = match raw.secret.as_deref().map(str::trim) {
+        Some(s) if s.len() >= 16 => s.to_string(),
+        Some(s) => {
+            return Err(invalid(&child(P, "Secret"), &format!("({} characters)", s.len()), "at least 16 characters"))
+        }
+        None => return Err(invalid(&child(P, "Secret"), "", "a shared secret of at least 16 characters")),
+    };
+    let max_clock_offset_ms = match raw.max_clock_offset_ms.as_deref().map(str::trim) {
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (1..=10_000).contains(v))
+            .ok_or_else(|| invalid(&child(P, "MaxClockOffsetMs"), t, "1 to 10000"))?,
+        None => 50,
+    };
+    let mut ntp_servers = Vec::new();
+    for (i, server) in raw.ntp_servers.as_ref().map_or(&[][..], |n| &n.server[..]).iter().enumerate() {
+        let s = server.trim();
+        let with_port = if s.contains(':') { s.to_string() } else { format!("{s}:123") };
+        let ok =
+            with_port.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        if !ok {
+            return Err(invalid(&format!("{P}/NtpServers/Server[{i}]"), s, "HOST or HOST:PORT"));
+        }
+        ntp_servers.push(with_port);
+    }
+    Ok(Some(PairSettings { role, peer_url, secret, ntp_servers, max_clock_offset_ms }))
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct RawBind {
+    #[serde(rename = "Managers")]
+    managers: Option<RawBindManagers>,
     #[serde(rename = "Providers")]
     providers: Option<RawBindProviders>,
     #[serde(rename = "Publishers")]
     publishers: Option<RawBindPublishers>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawBindManagers {
+    #[serde(rename = "API")]
+    api: Option<RawListener>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawManagers {
+    #[serde(rename = "API")]
+    api: Option<RawApiManager>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct RawApiManager {
+    #[serde(rename = "AccessToken")]
+    access_token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -940,6 +1074,8 @@ const MPEGTS_PORT: PortSyntax = PortSyntax {
     single: false,
     allowed: "port numbers 1-65535 as a list of ports and ranges such as 4000-4003,4005, optionally followed by /udp",
 };
+const API_PORT: PortSyntax =
+    PortSyntax { suffixes: &["tcp"], single: true, allowed: "one port number 1-65535, optionally followed by /tcp" };
 const LLHLS_PORT: PortSyntax =
     PortSyntax { suffixes: &["tcp"], single: true, allowed: "one port number 1-65535, optionally followed by /tcp" };
 
@@ -1168,7 +1304,51 @@ fn convert(raw: &RawServer, warnings: &mut Vec<Warning>) -> Result<Config, Confi
             "a TLS port only with a certificate: set Host/TLS/CertPath and Host/TLS/KeyPath in a VirtualHost",
         ));
     }
-    Ok(Config { name, ip, bind, vhosts, http })
+    let api = convert_api(raw, &bind, &http, warnings)?;
+    let pair = convert_pair(raw.pair.as_ref())?;
+    Ok(Config { name, ip, bind, vhosts, http, api, pair })
+}
+
+/// `Server/Bind/Managers/API/Port` and `Server/Managers/API/AccessToken`.
+/// The port needs a token (every API call is authenticated); a token
+/// without a port is warned about.
+fn convert_api(
+    raw: &RawServer,
+    bind: &Bind,
+    http: &HttpConfig,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<ApiSettings>, ConfigError> {
+    const PORT: &str = "Server/Bind/Managers/API/Port";
+    const TOKEN: &str = "Server/Managers/API/AccessToken";
+    let token = raw.managers.as_ref().and_then(|m| m.api.as_ref()).and_then(|a| a.access_token.as_deref());
+    let Some(listener) = raw.bind.as_ref().and_then(|b| b.managers.as_ref()).and_then(|m| m.api.as_ref()) else {
+        if token.is_some() {
+            warn(warnings, TOKEN, format!("{PORT} is not set: the API is not served"));
+        }
+        return Ok(None);
+    };
+    let text = required(&listener.port, PORT)?;
+    let port =
+        parse_ports(PORT, text, &API_PORT)?.first().copied().ok_or_else(|| invalid(PORT, text, API_PORT.allowed))?;
+    let tcp = [
+        (bind.rtmp, "Server/Bind/Providers/RTMP/Port"),
+        (bind.llhls, "Server/Bind/Publishers/LLHLS/Port"),
+        (http.tls_port, "Server/Bind/Publishers/LLHLS/TLSPort"),
+    ];
+    if let Some((_, other)) = tcp.iter().find(|(p, _)| *p == Some(port)) {
+        return Err(ConfigError::PortInUse {
+            path: PORT.to_owned(),
+            port,
+            protocol: "tcp",
+            other: (*other).to_owned(),
+        });
+    }
+    let access_token = match token {
+        None => return Err(ConfigError::Missing { path: TOKEN.to_owned() }),
+        Some("") => return Err(invalid(TOKEN, "", "a non-empty token, such as user:password")),
+        Some(t) => t.to_owned(),
+    };
+    Ok(Some(ApiSettings { port, access_token }))
 }
 
 /// `Server/Bind`, the passphrase of `Bind/Providers/SRT/Options` (OME's
@@ -1228,10 +1408,8 @@ fn convert_bind(
         let path = "Server/Bind/Publishers/LLHLS/TLSPort";
         let ports = parse_ports(path, text, &LLHLS_PORT)?;
         listeners.claim(Proto::Tcp, &ports, path)?;
+        // (`Port` is required whenever `LLHLS` is present.)
         http.tls_port = ports.first().copied();
-        if bind.llhls.is_none() {
-            return Err(invalid(path, text, "a TLS port only with Server/Bind/Publishers/LLHLS/Port"));
-        }
     }
     Ok((bind, passphrase, http))
 }
@@ -1748,6 +1926,9 @@ mod tests {
                     }),
                 }],
             }],
+            api: None,
+            pair: None,
+            http: HttpConfig::default(),
         };
         assert_eq!(config, expected);
     }
@@ -1874,6 +2055,7 @@ mod tests {
     fn ome_style_server_xml_gives_warnings_not_errors() {
         let (config, warnings) = parse_ok(OME_STYLE);
         assert_eq!(config.name, "OvenMediaEngine");
+        assert_eq!(config.api, Some(ApiSettings { port: 8081, access_token: "secret".into() }));
         assert_eq!(
             config.bind,
             Bind { rtmp: Some(1935), srt: Some(9999), mpegts: (4000..=4005).collect(), llhls: Some(3333) }
@@ -1906,25 +2088,38 @@ mod tests {
 
         let vh = "Server/VirtualHosts/VirtualHost[1]";
         let a = format!("{vh}/Applications/Application[0]");
+        // TLSPort and the certificate of Host/TLS are read.
+        assert_eq!(
+            config.http,
+            HttpConfig {
+                tls_port: Some(3334),
+                certs: vec![TlsCert {
+                    path: format!("{vh}/Host/TLS"),
+                    names: vec!["*".into()],
+                    cert_path: "cert.crt".into(),
+                    key_path: "cert.key".into(),
+                    chain_path: None,
+                }],
+                limits: HttpLimits::default(),
+            }
+        );
         let expected_paths = [
             "Server/Type".to_owned(),
             "Server/PrivacyProtection".to_owned(),
             "Server/StunServer".to_owned(),
             "Server/Modules".to_owned(),
-            "Server/Bind/Managers".to_owned(),
+            "Server/Bind/Managers/API/WorkerCount".to_owned(),
             "Server/Bind/Providers/RTSPC".to_owned(),
             "Server/Bind/Providers/OVT".to_owned(),
             "Server/Bind/Providers/RTMP/WorkerCount".to_owned(),
             "Server/Bind/Providers/SRT/WorkerCount".to_owned(),
             "Server/Bind/Providers/WebRTC".to_owned(),
             "Server/Bind/Publishers/OVT".to_owned(),
-            "Server/Bind/Publishers/LLHLS/TLSPort".to_owned(),
             "Server/Bind/Publishers/LLHLS/WorkerCount".to_owned(),
             "Server/Bind/Publishers/WebRTC".to_owned(),
-            "Server/Managers".to_owned(),
+            "Server/Managers/Host".to_owned(),
             "Server/VirtualHosts/VirtualHost[0]".to_owned(),
             format!("{vh}/Distribution"),
-            format!("{vh}/Host"),
             format!("{vh}/SignedPolicy"),
             format!("{vh}/Origins"),
             format!("{a}/Type"),
@@ -2221,6 +2416,97 @@ mod tests {
     }
 
     #[test]
+    fn http_limits_tls_port_and_certificates() {
+        // Defaults.
+        let (config, _) = parse_ok(&with_bind("<Publishers><LLHLS><Port>3333</Port></LLHLS></Publishers>"));
+        assert_eq!(config.http, HttpConfig::default());
+        assert_eq!(
+            HttpLimits::default(),
+            HttpLimits {
+                max_connections: 10_000,
+                header_read_timeout: Duration::from_secs(10),
+                max_header_bytes: 16384,
+                keep_alive_idle: Duration::from_secs(60),
+            }
+        );
+        // Every element, two virtual hosts with certificates.
+        let xml = "<Server><Bind><Publishers><LLHLS><Port>80</Port><TLSPort>443/tcp</TLSPort>\
+            <MaxConnections>50</MaxConnections><HeaderReadTimeoutMs>1000</HeaderReadTimeoutMs>\
+            <MaxHeaderBytes>8192</MaxHeaderBytes><IdleTimeoutMs>30000</IdleTimeoutMs></LLHLS></Publishers></Bind>\
+            <VirtualHosts><VirtualHost><Name>a</Name><Host><Names><Name>A.example.com</Name>\
+            <Name>*.b.example.com</Name></Names><TLS><CertPath>/etc/tls/a.crt</CertPath><KeyPath>tls/a.key</KeyPath>\
+            <ChainCertPath>tls/chain.pem</ChainCertPath></TLS></Host></VirtualHost>\
+            <VirtualHost><Name>b</Name><Host><Names><Name>*</Name></Names></Host></VirtualHost>\
+            <VirtualHost><Name>c</Name><Host><TLS><CertPath>c.crt</CertPath><KeyPath>c.key</KeyPath></TLS></Host>\
+            </VirtualHost></VirtualHosts></Server>";
+        let (config, _) = parse_ok(xml);
+        let vh = |i: usize| format!("Server/VirtualHosts/VirtualHost[{i}]/Host/TLS");
+        assert_eq!(
+            config.http,
+            HttpConfig {
+                tls_port: Some(443),
+                certs: vec![
+                    TlsCert {
+                        path: vh(0),
+                        names: vec!["a.example.com".into(), "*.b.example.com".into()],
+                        cert_path: "/etc/tls/a.crt".into(),
+                        key_path: "tls/a.key".into(),
+                        chain_path: Some("tls/chain.pem".into()),
+                    },
+                    TlsCert {
+                        path: vh(2),
+                        names: vec![],
+                        cert_path: "c.crt".into(),
+                        key_path: "c.key".into(),
+                        chain_path: None,
+                    },
+                ],
+                limits: HttpLimits {
+                    max_connections: 50,
+                    header_read_timeout: Duration::from_secs(1),
+                    max_header_bytes: 8192,
+                    keep_alive_idle: Duration::from_secs(30),
+                },
+            }
+        );
+        // A certificate without TLSPort is warned about.
+        let (config, warnings) = parse_ok(&vhosts(
+            "<VirtualHost><Name>v</Name><Host><TLS><CertPath>a.crt</CertPath><KeyPath>a.key</KeyPath></TLS></Host>\
+             </VirtualHost>",
+        ));
+        assert_eq!(config.http.certs.len(), 1);
+        let w = warnings.iter().find(|w| w.path == "Server/VirtualHosts/VirtualHost[0]/Host/TLS");
+        assert!(w.is_some_and(|w| w.message.contains("TLSPort is not set")), "{warnings:?}");
+    }
+
+    #[test]
+    fn load_resolves_tls_files_against_the_config_directory() {
+        let dir = std::env::temp_dir().join(format!("lockstep-config-tls-test-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(dir.join("tls"));
+        let file = dir.join("Server.xml");
+        let xml = |key: &str| {
+            format!(
+                "<Server><Bind><Publishers><LLHLS><Port>80</Port><TLSPort>443</TLSPort></LLHLS></Publishers></Bind>\
+                 <VirtualHosts><VirtualHost><Name>v</Name><Host><TLS><CertPath>tls/a.crt</CertPath>\
+                 <KeyPath>{key}</KeyPath></TLS></Host></VirtualHost></VirtualHosts></Server>"
+            )
+        };
+        assert!(std::fs::write(dir.join("tls/a.crt"), "cert").is_ok());
+        let key = dir.join("a.key");
+        assert!(std::fs::write(&key, "key").is_ok());
+        assert!(std::fs::write(&file, xml(&key.display().to_string())).is_ok());
+        let certs = load(&file).map(|(c, _)| c.http.certs);
+        let paths = certs.as_ref().ok().and_then(|c| c.first()).map(|c| (c.cert_path.clone(), c.key_path.clone()));
+        assert_eq!(paths, Some((dir.join("tls/a.crt"), key)), "{certs:?}");
+        // A missing file: the error names the element and the file.
+        assert!(std::fs::write(&file, xml("missing.key")).is_ok());
+        let err = load(&file).err().map(|e| e.to_string()).unwrap_or_default();
+        let path = "Server/VirtualHosts/VirtualHost[0]/Host/TLS/KeyPath";
+        assert!(err.starts_with(path) && err.contains("missing.key") && err.contains("allowed"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn load_reads_a_file() {
         let dir = std::env::temp_dir().join(format!("lockstep-config-test-{}", std::process::id()));
         let _ = std::fs::create_dir_all(&dir);
@@ -2253,6 +2539,35 @@ mod tests {
         vhosts(&format!(
             "<VirtualHost><Name>v</Name><Applications><Application>{body}</Application></Applications></VirtualHost>"
         ))
+    }
+
+    #[test]
+    fn api_settings() {
+        let xml = "<Server><Bind><Managers><API><Port>8081/tcp</Port><TLSPort>8082</TLSPort></API></Managers>\
+                   </Bind><Managers><Host><Names><Name>*</Name></Names></Host><API>\
+                   <AccessToken>${env:TOKEN:user:pass}</AccessToken><CrossDomains><Url>*</Url></CrossDomains>\
+                   </API></Managers></Server>";
+        let (config, warnings) = parse_ok(xml);
+        assert_eq!(config.api, Some(ApiSettings { port: 8081, access_token: "user:pass".into() }));
+        assert!(!format!("{config:?}").contains("user:pass"), "the token is not in Debug output");
+        let mut paths: Vec<&str> = warnings.iter().map(|w| w.path.as_str()).collect();
+        paths.sort_unstable();
+        assert_eq!(
+            paths,
+            [
+                "Server/Bind/Managers/API/TLSPort",
+                "Server/Managers/API/CrossDomains",
+                "Server/Managers/Host",
+                "Server/VirtualHosts"
+            ]
+        );
+        // A token without a port: no API, and a warning.
+        let (config, warnings) =
+            parse_ok("<Server><Managers><API><AccessToken>t</AccessToken></API></Managers></Server>");
+        assert_eq!(config.api, None);
+        assert!(warnings.iter().any(|w| w.path == "Server/Managers/API/AccessToken"), "{warnings:?}");
+        // No Managers at all: no API.
+        assert_eq!(parse_ok("<Server/>").0.api, None);
     }
 
     #[test]
@@ -2498,6 +2813,96 @@ mod tests {
             ("<Server>\n  <Bind>\n".into(), "Server/Bind".into(), "end of document before </Bind>".into()),
             ("<Server/><Server/>".into(), "Server".into(), "a second root element".into()),
             ("<Server><Name>a &unknown; b</Name></Server>".into(), "Server/Name".into(), "malformed XML".into()),
+            (
+                with_bind("<Managers><API><Port>0</Port></API></Managers>"),
+                "Server/Bind/Managers/API/Port".into(),
+                "\"0\"; allowed: one port number 1-65535".into(),
+            ),
+            (with_bind("<Managers><API></API></Managers>"), "Server/Bind/Managers/API/Port".into(), "missing".into()),
+            (
+                with_bind("<Managers><API><Port>8081</Port></API></Managers>"),
+                "Server/Managers/API/AccessToken".into(),
+                "missing".into(),
+            ),
+            (
+                "<Server><Bind><Managers><API><Port>8081</Port></API></Managers></Bind>\
+                 <Managers><API><AccessToken> </AccessToken></API></Managers></Server>"
+                    .into(),
+                "Server/Managers/API/AccessToken".into(),
+                "a non-empty token".into(),
+            ),
+            (
+                "<Server><Bind><Managers><API><Port>3333</Port></API></Managers>\
+                 <Publishers><LLHLS><Port>3333</Port></LLHLS></Publishers></Bind>\
+                 <Managers><API><AccessToken>t</AccessToken></API></Managers></Server>"
+                    .into(),
+                "Server/Bind/Managers/API/Port".into(),
+                "port 3333/tcp is already used by Server/Bind/Publishers/LLHLS/Port".into(),
+            ),
+            // HTTP server: TLSPort, limits, certificates.
+            (
+                with_bind("<Publishers><LLHLS><Port>3333</Port><TLSPort>3334</TLSPort></LLHLS></Publishers>"),
+                "Server/Bind/Publishers/LLHLS/TLSPort".into(),
+                "\"3334\"; allowed: a TLS port only with a certificate: set Host/TLS/CertPath".into(),
+            ),
+            (
+                with_bind("<Publishers><LLHLS><Port>3333</Port><TLSPort>3333</TLSPort></LLHLS></Publishers>"),
+                "Server/Bind/Publishers/LLHLS/TLSPort".into(),
+                "port 3333/tcp is already used by Server/Bind/Publishers/LLHLS/Port".into(),
+            ),
+            (
+                with_bind(
+                    "<Providers><RTMP><Port>1935</Port></RTMP></Providers>\
+                     <Publishers><LLHLS><Port>3333</Port><TLSPort>1935</TLSPort></LLHLS></Publishers>",
+                ),
+                "Server/Bind/Publishers/LLHLS/TLSPort".into(),
+                format!("port 1935/tcp is already used by {rtmp_port}"),
+            ),
+            (
+                with_bind("<Publishers><LLHLS><Port>3333</Port><TLSPort>443/udp</TLSPort></LLHLS></Publishers>"),
+                "Server/Bind/Publishers/LLHLS/TLSPort".into(),
+                "one port number 1-65535, optionally followed by /tcp".into(),
+            ),
+            (
+                with_bind("<Publishers><LLHLS><Port>1</Port><MaxConnections>0</MaxConnections></LLHLS></Publishers>"),
+                "Server/Bind/Publishers/LLHLS/MaxConnections".into(),
+                "\"0\"; allowed: a whole number of connections from 1 to 1000000".into(),
+            ),
+            (
+                with_bind(
+                    "<Publishers><LLHLS><Port>1</Port><HeaderReadTimeoutMs>1s</HeaderReadTimeoutMs></LLHLS></Publishers>",
+                ),
+                "Server/Bind/Publishers/LLHLS/HeaderReadTimeoutMs".into(),
+                "\"1s\"; allowed: a whole number of milliseconds from 100 to 600000".into(),
+            ),
+            (
+                with_bind("<Publishers><LLHLS><Port>1</Port><MaxHeaderBytes>4096</MaxHeaderBytes></LLHLS></Publishers>"),
+                "Server/Bind/Publishers/LLHLS/MaxHeaderBytes".into(),
+                "a whole number of bytes from 8192 to 1048576".into(),
+            ),
+            (
+                with_bind("<Publishers><LLHLS><Port>1</Port><IdleTimeoutMs>99</IdleTimeoutMs></LLHLS></Publishers>"),
+                "Server/Bind/Publishers/LLHLS/IdleTimeoutMs".into(),
+                "from 100 to 3600000".into(),
+            ),
+            (
+                vhosts("<VirtualHost><Name>v</Name><Host><TLS><CertPath>a.crt</CertPath></TLS></Host></VirtualHost>"),
+                "Server/VirtualHosts/VirtualHost[0]/Host/TLS/KeyPath".into(),
+                "missing".into(),
+            ),
+            (
+                vhosts(
+                    "<VirtualHost><Name>v</Name><Host><TLS><CertPath></CertPath><KeyPath>k</KeyPath></TLS></Host>\
+                     </VirtualHost>",
+                ),
+                "Server/VirtualHosts/VirtualHost[0]/Host/TLS/CertPath".into(),
+                "the path of a PEM file".into(),
+            ),
+            (
+                vhosts("<VirtualHost><Name>v</Name><Host><Names><Name>*</Name><Name/></Names></Host></VirtualHost>"),
+                "Server/VirtualHosts/VirtualHost[0]/Host/Names/Name[1]".into(),
+                "a host name, * (any) or a wildcard".into(),
+            ),
         ];
         assert!(rows.len() >= 20);
         for (xml, path, detail) in rows {

@@ -14,6 +14,8 @@ pub mod rtmp;
 mod session;
 pub mod srt;
 
+pub use session::StreamSummary;
+
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
@@ -26,6 +28,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, ProviderSettings};
+use crate::metrics::Metrics;
 use crate::store::{Store, StreamKey};
 use crate::timeline::Clock;
 
@@ -108,6 +111,7 @@ struct Live {
     provider: Provider,
     peer: SocketAddr,
     ended: CancellationToken,
+    summary: Arc<StreamSummary>,
 }
 
 /// The streams that are live, and how to start one.
@@ -119,6 +123,7 @@ pub struct Registry {
     next_session: AtomicU64,
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
+    metrics: Arc<Metrics>,
 }
 
 /// Events queued from a provider to its session before it waits.
@@ -134,11 +139,24 @@ pub fn valid_name(s: &str) -> bool {
 }
 
 impl Registry {
+    /// A registry with its own metrics (tests).
+    #[cfg(test)]
     pub fn new(
         config: Arc<Config>,
         store: Arc<Store>,
         clock: Arc<dyn Clock>,
         shutdown: CancellationToken,
+    ) -> Arc<Registry> {
+        Registry::with_metrics(config, store, clock, shutdown, Arc::new(Metrics::new()))
+    }
+
+    /// The registry, counting into `metrics`.
+    pub fn with_metrics(
+        config: Arc<Config>,
+        store: Arc<Store>,
+        clock: Arc<dyn Clock>,
+        shutdown: CancellationToken,
+        metrics: Arc<Metrics>,
     ) -> Arc<Registry> {
         Arc::new(Registry {
             config,
@@ -148,6 +166,7 @@ impl Registry {
             next_session: AtomicU64::new(1),
             shutdown,
             tasks: Mutex::new(JoinSet::new()),
+            metrics,
         })
     }
 
@@ -171,8 +190,22 @@ impl Registry {
         s.ok_or(PublishError::ProviderDisabled { app: app.to_string(), provider })
     }
 
-    /// Start publishing `app/stream`.
+    /// Start publishing `app/stream` (a refusal is counted).
     pub fn publish(
+        self: &Arc<Self>,
+        app: &str,
+        stream: &str,
+        provider: Provider,
+        peer: SocketAddr,
+    ) -> Result<Publisher, PublishError> {
+        let r = self.try_publish(app, stream, provider, peer);
+        if let Err(e) = &r {
+            self.metrics.publish_rejected(e);
+        }
+        r
+    }
+
+    fn try_publish(
         self: &Arc<Self>,
         app: &str,
         stream: &str,
@@ -190,7 +223,7 @@ impl Registry {
         let app_cfg = self.config.app(app).cloned().ok_or_else(|| PublishError::UnknownApp { app: app.to_string() })?;
         let session = self.next_session.fetch_add(1, Ordering::Relaxed);
         let ended = self.shutdown.child_token();
-        {
+        let summary = {
             let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(l) = live.get(&key) {
                 if l.ended.is_cancelled() {
@@ -198,8 +231,11 @@ impl Registry {
                 }
                 return Err(PublishError::AlreadyLive { key, provider: l.provider, peer: l.peer });
             }
-            live.insert(key.clone(), Live { session, provider, peer, ended: ended.clone() });
-        }
+            let counters = self.metrics.open_stream(&key);
+            let summary = Arc::new(StreamSummary::new(provider, peer, settings.timestamp_mode, counters));
+            live.insert(key.clone(), Live { session, provider, peer, ended: ended.clone(), summary: summary.clone() });
+            summary
+        };
         let (tx, rx) = mpsc::channel(QUEUE);
         let ctx = session::SessionContext {
             key: key.clone(),
@@ -212,6 +248,8 @@ impl Registry {
             clock: self.clock.clone(),
             ended: ended.clone(),
             registry: Arc::downgrade(self),
+            summary,
+            metrics: self.metrics.clone(),
         };
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.spawn(session::run(ctx, rx));
@@ -229,11 +267,44 @@ impl Registry {
         v
     }
 
+    /// The summary of the live stream `key` (None once it is ending).
+    pub fn summary(&self, key: &StreamKey) -> Option<Arc<StreamSummary>> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        live.get(key).filter(|l| !l.ended.is_cancelled()).map(|l| l.summary.clone())
+    }
+
+    /// End the live stream `key` (API `DELETE`): its session stops, its
+    /// URLs answer 404 and the publisher is disconnected. False if it is
+    /// not live (or already ending).
+    pub fn end(&self, key: &StreamKey) -> bool {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        match live.get(key).filter(|l| !l.ended.is_cancelled()) {
+            Some(l) => {
+                l.summary.mark_deleted();
+                l.ended.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the session of `key` is still running (live or ending).
+    pub fn has_session(&self, key: &StreamKey) -> bool {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).contains_key(key)
+    }
+
     /// Called by a session when it is over.
     fn finished(&self, key: &StreamKey, session: u64) {
-        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
-        if live.get(key).is_some_and(|l| l.session == session) {
-            live.remove(key);
+        let removed = {
+            let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            if live.get(key).is_some_and(|l| l.session == session) {
+                live.remove(key)
+            } else {
+                None
+            }
+        };
+        if let Some(l) = removed {
+            self.metrics.close_stream(key, &l.summary.counters);
         }
     }
 

@@ -378,6 +378,7 @@ pub(super) mod testing {
             }),
             llhls: Some(LlHlsSettings {
                 origin_mode: true,
+                session_key_secret: None,
                 server_time_based_segment_numbering: true,
                 chunk_duration_ms: 500,
                 part_hold_back_ms: 1500,
@@ -395,6 +396,9 @@ pub(super) mod testing {
             ip: Ipv4Addr::LOCALHOST.into(),
             bind: Bind { rtmp: None, srt: None, mpegts: Vec::new(), llhls: None },
             vhosts: vec![VirtualHost { name: "default".into(), apps }],
+            api: None,
+            http: Default::default(),
+            pair: None,
         };
         let shutdown = CancellationToken::new();
         let r = Registry::new(Arc::new(config), Arc::new(Store::new()), Arc::new(WallClock), shutdown.clone());

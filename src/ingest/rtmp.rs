@@ -1282,6 +1282,7 @@ mod tests {
     fn test_config() -> Config {
         let llhls = LlHlsSettings {
             origin_mode: true,
+            session_key_secret: None,
             server_time_based_segment_numbering: true,
             chunk_duration_ms: 500,
             part_hold_back_ms: 1500,
@@ -1302,6 +1303,9 @@ mod tests {
             ip: [127, 0, 0, 1].into(),
             bind: Bind { rtmp: None, srt: None, mpegts: vec![], llhls: None },
             vhosts: vec![VirtualHost { name: "default".into(), apps: vec![app("app", true), app("nortmp", false)] }],
+            api: None,
+            http: Default::default(),
+            pair: None,
         }
     }
 

@@ -1,21 +1,24 @@
 //! One live stream: demuxed events in, timeline, packager, store.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use lockstep_packager::demux::DemuxEvent;
 use lockstep_packager::{
     Anchor, Config as PackagerConfig, HlsConfig, LlHlsConfig, Output, Packager, Point, Sample, Start,
-    StreamDescription, Track, TrackKind,
+    StreamDescription, Track, TrackId, TrackKind,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{Provider, Registry};
-use crate::config::{Application, ProviderSettings};
+use crate::config::{Application, ProviderSettings, TimestampMode};
+use crate::metrics::{EndKind, Metrics, StreamCounters};
 use crate::store::{Obj, Store, StreamInfo, StreamKey, StreamState};
 use crate::timeline::{Clock, Timeline};
 
@@ -30,6 +33,104 @@ pub(super) struct SessionContext {
     pub clock: Arc<dyn Clock>,
     pub ended: CancellationToken,
     pub registry: Weak<Registry>,
+    pub summary: Arc<StreamSummary>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// What the API shows about a live stream. The registry's live entry holds
+/// it; the session fills it in: the tracks when packaging starts, per-track
+/// byte totals about once a second (for the measured bitrate). Bytes in and
+/// out, and viewers, are in [`StreamCounters`] (atomics).
+pub struct StreamSummary {
+    pub provider: Provider,
+    pub peer: SocketAddr,
+    pub timestamp_mode: TimestampMode,
+    /// When the publisher was accepted.
+    pub created: SystemTime,
+    pub started: Instant,
+    pub counters: Arc<StreamCounters>,
+    /// Ended through the API (not by shutdown).
+    deleted: AtomicBool,
+    detail: Mutex<Detail>,
+}
+
+#[derive(Default)]
+struct Detail {
+    /// The packaged tracks (empty until packaging starts).
+    tracks: Vec<Track>,
+    /// Per-track payload byte totals, sampled about once a second, oldest
+    /// first, at most [`RATE_HISTORY`] entries.
+    history: VecDeque<(Instant, Vec<(TrackId, u64)>)>,
+}
+
+/// Byte-total samples kept for the bitrate (about that many seconds).
+const RATE_HISTORY: usize = 6;
+/// How often the session samples its byte totals.
+const RATE_SAMPLE: Duration = Duration::from_secs(1);
+
+impl StreamSummary {
+    pub fn new(
+        provider: Provider,
+        peer: SocketAddr,
+        timestamp_mode: TimestampMode,
+        counters: Arc<StreamCounters>,
+    ) -> StreamSummary {
+        let now = Instant::now();
+        let mut detail = Detail::default();
+        detail.history.push_back((now, Vec::new()));
+        StreamSummary {
+            provider,
+            peer,
+            timestamp_mode,
+            created: SystemTime::now(),
+            started: now,
+            counters,
+            deleted: AtomicBool::new(false),
+            detail: Mutex::new(detail),
+        }
+    }
+
+    pub fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Relaxed);
+    }
+
+    /// The packaged tracks (empty until packaging starts).
+    pub fn tracks(&self) -> Vec<Track> {
+        self.detail.lock().unwrap_or_else(|e| e.into_inner()).tracks.clone()
+    }
+
+    fn set_tracks(&self, tracks: Vec<Track>) {
+        self.detail.lock().unwrap_or_else(|e| e.into_inner()).tracks = tracks;
+    }
+
+    /// Record the per-track byte totals as of `now` (reuses the oldest
+    /// sample's buffer once the history is full).
+    fn sample_bytes(&self, now: Instant, totals: &[(TrackId, u64)]) {
+        let mut d = self.detail.lock().unwrap_or_else(|e| e.into_inner());
+        let mut buf =
+            if d.history.len() >= RATE_HISTORY { d.history.pop_front().map(|h| h.1) } else { None }.unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(totals);
+        d.history.push_back((now, buf));
+    }
+
+    /// Measured bitrate of each track in bits/s over the last few seconds
+    /// (0 when nothing arrived lately).
+    pub fn bitrates(&self, now: Instant) -> Vec<(TrackId, u64)> {
+        let d = self.detail.lock().unwrap_or_else(|e| e.into_inner());
+        let (Some((t0, first)), Some((t1, last))) = (d.history.front(), d.history.back()) else {
+            return Vec::new();
+        };
+        let span = t1.saturating_duration_since(*t0).as_secs_f64();
+        let stale = now.saturating_duration_since(*t1) > 3 * RATE_SAMPLE;
+        last.iter()
+            .map(|(id, bytes)| {
+                let before = first.iter().find(|(t, _)| t == id).map_or(0, |(_, b)| *b);
+                let rate = if stale || span < 0.5 { 0.0 } else { bytes.saturating_sub(before) as f64 * 8.0 / span };
+                (*id, rate as u64)
+            })
+            .collect()
+    }
 }
 
 /// Samples buffered before the packager starts, at most.
@@ -83,6 +184,13 @@ pub(super) async fn run(ctx: SessionContext, mut rx: mpsc::Receiver<Vec<DemuxEve
         }
     };
     ctx.ended.cancel();
+    ctx.metrics.stream_ended(match &reason {
+        EndReason::Silence(_) => EndKind::Silence,
+        EndReason::Disconnected => EndKind::Disconnected,
+        EndReason::Ended if ctx.summary.deleted.load(Ordering::Relaxed) => EndKind::Deleted,
+        EndReason::Ended => EndKind::Shutdown,
+        EndReason::Bad(_) => EndKind::BadStream,
+    });
     if let Some(p) = &mut state.packager {
         p.finish();
     }
@@ -108,6 +216,10 @@ struct State {
     keep_segments: u64,
     /// Track ids already warned about (sample for an unannounced track).
     warned: BTreeSet<u32>,
+    /// Payload bytes received per track, and when they were last sampled
+    /// into the summary.
+    track_bytes: Vec<(TrackId, u64)>,
+    sampled: Instant,
 }
 
 fn packager_config(app: &Application) -> PackagerConfig {
@@ -138,6 +250,8 @@ impl State {
             published: None,
             keep_segments: ctx.app.llhls.as_ref().map_or(10, |l| u64::from(l.segment_count)) + HISTORY_EXTRA_SEGMENTS,
             warned: BTreeSet::new(),
+            track_bytes: Vec::new(),
+            sampled: Instant::now(),
         }
     }
 
@@ -147,6 +261,11 @@ impl State {
                 DemuxEvent::Track(t) => self.track(t)?,
                 DemuxEvent::Sample(s) => self.sample(ctx, s)?,
             }
+        }
+        let now = Instant::now();
+        if now.saturating_duration_since(self.sampled) >= RATE_SAMPLE {
+            self.sampled = now;
+            ctx.summary.sample_bytes(now, &self.track_bytes);
         }
         Ok(())
     }
@@ -175,9 +294,15 @@ impl State {
     }
 
     fn sample(&mut self, ctx: &SessionContext, s: Sample) -> Result<(), String> {
+        let n = s.data.len() as u64;
+        ctx.summary.counters.bytes_in.fetch_add(n, Ordering::Relaxed);
         let Some(track) = self.tracks.iter().find(|t| t.id == s.track) else {
             return Ok(()); // The demuxers announce a track before its samples.
         };
+        match self.track_bytes.iter_mut().find(|(id, _)| *id == s.track) {
+            Some((_, total)) => *total += n,
+            None => self.track_bytes.push((s.track, n)),
+        }
         let mapped = self.timeline.map(track.timescale, s);
         match &mut self.packager {
             Some(p) => {
@@ -221,6 +346,7 @@ impl State {
         let kinds: Vec<&str> = desc.tracks.iter().map(|t| t.kind().as_str()).collect();
         let mut p = Packager::new(desc, packager_config(&ctx.app)).map_err(|e| e.to_string())?;
         info!(stream = %ctx.key, tracks = ?kinds, "packaging started");
+        ctx.summary.set_tracks(p.description().tracks.clone());
         let st = ctx.store.open(&ctx.key);
         let info = p
             .llhls_params()
@@ -277,10 +403,15 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
                 Output::Retire(name) => {
                     inner.objects.remove(&name);
                 }
-                Output::Event(e) => match e {
-                    lockstep_packager::Event::DroppedSample { .. } => debug!(stream = %ctx.key, event = ?e, "packager"),
-                    _ => warn!(stream = %ctx.key, event = ?e, "packager"),
-                },
+                Output::Event(e) => {
+                    ctx.metrics.packager_event(&e);
+                    match e {
+                        lockstep_packager::Event::DroppedSample { .. } => {
+                            debug!(stream = %ctx.key, event = ?e, "packager")
+                        }
+                        _ => warn!(stream = %ctx.key, event = ?e, "packager"),
+                    }
+                }
                 Output::Published { .. } => {}
             }
         }
