@@ -659,6 +659,45 @@ mod tests {
         assert!(m.stream("app/s").is_none());
     }
 
+    async fn fetch(port: u16, path: &str) -> (u16, String) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(mut s) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return (0, String::new()) };
+        let req = format!("GET {path} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        let mut buf = Vec::new();
+        if s.write_all(req.as_bytes()).await.is_err() || s.read_to_end(&mut buf).await.is_err() {
+            return (0, String::new());
+        }
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = text.split_once("\r\n\r\n").map_or(String::new(), |(_, b)| b.to_owned());
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn middleware_counts_requests_bytes_and_viewers() {
+        let m = Arc::new(Metrics::new());
+        let c = m.open_stream(&StreamKey { app: "app".into(), stream: "s".into() });
+        let router = Router::new()
+            .route("/{app}/{stream}/{name}", get(|| async { "#EXTM3U\n" }))
+            .fallback(|| async { StatusCode::NOT_FOUND });
+        let app = instrument(router, m.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = l.local_addr().expect("local address").port();
+        let server = tokio::spawn(async move { axum::serve(l, app).await });
+        assert_eq!(fetch(port, "/app/s/llhls.m3u8").await.0, 200);
+        assert_eq!(fetch(port, "/app/s/video1_3.1.m4s").await.0, 200);
+        assert_eq!(fetch(port, "/nothing").await.0, 404);
+        let (status, text) = fetch(port, "/metrics").await;
+        server.abort();
+        assert_eq!(status, 200);
+        assert_eq!(c.bytes_out.load(Ordering::Relaxed), 16, "two 8-byte bodies");
+        assert_eq!(c.viewers(Instant::now()), 1, "one address fetched a playlist");
+        assert!(text.contains("lockstep_http_responses_total{code_class=\"4xx\"} 1\n"), "{text}");
+        assert!(text.contains("lockstep_http_request_duration_seconds_count{kind=\"playlist\"} 1\n"), "{text}");
+        assert!(text.contains("lockstep_http_request_duration_seconds_count{kind=\"part\"} 1\n"), "{text}");
+        assert!(text.contains("lockstep_stream_bytes_out_total{stream=\"app/s\"} 16\n"), "{text}");
+    }
+
     #[test]
     fn viewers_expire() {
         let c = StreamCounters::new();

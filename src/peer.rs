@@ -293,6 +293,52 @@ impl From<&HistoryDto> for ExportedHistory {
     }
 }
 
+/// The serving side of the link, merged into the LLHLS router when a pair
+/// is configured.
+pub fn routes(store: std::sync::Arc<crate::store::Store>, secret: &str) -> axum::Router {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+
+    #[derive(Clone)]
+    struct St {
+        store: std::sync::Arc<crate::store::Store>,
+        secret: std::sync::Arc<[u8]>,
+    }
+    fn json<T: Serialize>(v: &T) -> Response {
+        match serde_json::to_vec(v) {
+            Ok(body) => ([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response(),
+            Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        }
+    }
+    fn authorized(st: &St, path: &str, h: &HeaderMap) -> bool {
+        verify(&st.secret, path, h.get(HEADER).and_then(|v| v.to_str().ok()), now_ms())
+    }
+    async fn time(State(st): State<St>, h: HeaderMap) -> Response {
+        if !authorized(&st, "/_lockstep/peer/time", &h) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        json(&PeerTime { now_ms: now_ms() })
+    }
+    async fn state(State(st): State<St>, Path((app, stream)): Path<(String, String)>, h: HeaderMap) -> Response {
+        if !authorized(&st, &format!("/_lockstep/peer/{app}/{stream}/state"), &h) {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let key = crate::store::StreamKey { app, stream };
+        let peer =
+            st.store.stream(&key).and_then(|s| s.read(|i| (!i.ended && i.peer.started_ms > 0).then(|| i.peer.clone())));
+        match peer {
+            Some(p) => json(&p),
+            None => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+    axum::Router::new()
+        .route("/_lockstep/peer/time", get(time))
+        .route("/_lockstep/peer/{app}/{stream}/state", get(state))
+        .with_state(St { store, secret: std::sync::Arc::from(secret.as_bytes()) })
+}
+
 /// The fingerprint of a keyframe: a hash of its bytes.
 pub fn fingerprint(data: &[u8]) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(data))

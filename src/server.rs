@@ -67,7 +67,11 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
     if let Some(port) = config.bind.llhls {
         let addr = SocketAddr::new(ip, port);
         let l = TcpListener::bind(addr).await.with_context(|| format!("binding LLHLS (HTTP) to {addr}"))?;
-        let app = crate::metrics::delivery_router(HttpState::new(store.clone(), config.clone()), metrics.clone());
+        let mut app = crate::metrics::delivery_router(HttpState::new(store.clone(), config.clone()), metrics.clone());
+        if let Some(pair) = &config.pair {
+            // The peer link shares the LLHLS port (signed requests only).
+            app = app.merge(crate::peer::routes(store.clone(), &pair.secret));
+        }
         let limits = config.http.limits;
         if let (Some(tls_port), Some(tls)) = (config.http.tls_port, tls) {
             let tls_addr = SocketAddr::new(ip, tls_port);

@@ -105,6 +105,8 @@ pub struct Inner {
     /// LL-HLS renditions by label (`video1`, `audio2`).
     pub renditions: HashMap<String, Rendition>,
     pub info: StreamInfo,
+    /// The stream's timeline state for the peer link (pairs only).
+    pub peer: crate::peer::PeerStream,
     /// The stream ended: everything answers 404.
     pub ended: bool,
 }

@@ -9,6 +9,7 @@
 //! stream, or at shutdown, and the provider learns it through
 //! [`Publisher::ended`] and drops the connection.
 
+mod agree;
 pub mod mpegts;
 pub mod rtmp;
 mod session;

@@ -571,3 +571,55 @@ pub fn assert_decodes_to_input(cap: &Capture, input: &Path, dir: &Path, min_fram
     assert!(got.len() >= min_frames / 2, "only {} TS video frames", got.len());
     assert!(contains_run(&want, &got), "TS video frames are not the input's frames");
 }
+
+// ------------------------------------------------------ HTTP with headers ---
+
+/// Response headers: (lower-case name, value), in order (a name may repeat).
+pub type Headers = Vec<(String, String)>;
+
+/// A minimal HTTP/1.1 request on loopback with extra request headers:
+/// (status, response headers, body). The body is de-chunked but never
+/// decoded (a gzip body stays gzip). Status 0 when the connection fails.
+pub fn http_request(port: u16, method: &str, path: &str, headers: &[(&str, &str)]) -> (u16, Headers, Vec<u8>) {
+    let fail = || (0, Vec::new(), Vec::new());
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else { return fail() };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(15)));
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return fail();
+    }
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else { return fail() };
+    let head = String::from_utf8_lossy(&buf[..end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status = lines.next().and_then(|l| l.split_whitespace().nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let hdrs: Headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let mut body = buf[end + 4..].to_vec();
+    if header(&hdrs, "transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body);
+    }
+    (status, hdrs, body)
+}
+
+/// The first value of header `name` (any case).
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+}
+
+/// Every value of header `name`, comma-separated lists split.
+pub fn header_values(headers: &Headers, name: &str) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+        .flat_map(|(_, v)| v.split(',').map(|s| s.trim().to_string()))
+        .filter(|s| !s.is_empty())
+        .collect()
+}
