@@ -34,8 +34,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context as _, Result};
 use axum::body::Body;
 use axum::Router;
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -275,6 +275,31 @@ impl Drop for InFlight {
     }
 }
 
+/// A response body that keeps its request counted as in flight until it is
+/// sent (or dropped). Its size hint is the body's, so that hyper still sends
+/// `Content-Length`.
+struct Tracked {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
 /// The first bytes of an HTTP/2 connection preface.
 const H2_PREFACE_START: &[u8; 4] = b"PRI ";
 
@@ -363,12 +388,7 @@ where
                     Err(never) => match never {},
                 };
                 // The request stays in flight until its body is sent.
-                Ok::<_, Infallible>(response.map(|body| {
-                    Body::new(body.map_frame(move |frame| {
-                        let _ = &in_flight;
-                        frame
-                    }))
-                }))
+                Ok::<_, Infallible>(response.map(|body| Tracked { body, _in_flight: in_flight }))
             }
         })
     };
@@ -725,7 +745,9 @@ mod tests {
         let mut s = connect(addr).await;
         assert!(s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.is_ok());
         let (bytes, _) = read_to_close(&mut s, Duration::from_secs(3)).await;
-        assert!(String::from_utf8_lossy(&bytes).starts_with("HTTP/1.1 200"));
+        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 200"), "{text}");
+        assert!(text.contains("content-length: 2\r\n") && !text.contains("chunked"), "{text}");
         token.cancel();
         assert!(tokio::time::timeout(Duration::from_secs(8), task).await.is_ok());
     }

@@ -199,6 +199,9 @@ pub struct PeerStream {
     pub keyframes: Vec<(String, i64)>,
     /// The retained playlist history (for backfill).
     pub history: HistoryDto,
+    /// This node's objects found to differ from its peer's (backfill check).
+    #[serde(default)]
+    pub lockstep_failures: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]

@@ -65,6 +65,18 @@ impl Timeline {
         Timeline { mode, max_jump_ms, clock, offset: None, tracks: BTreeMap::new(), discontinuities: 0 }
     }
 
+    /// A timeline whose offset is already settled (adopted from the peer).
+    pub fn with_offset(mode: TimestampMode, max_jump_ms: i64, clock: Arc<dyn Clock>, offset_90k: i64) -> Timeline {
+        let mut t = Timeline::new(mode, max_jump_ms, clock);
+        t.offset = Some(offset_90k);
+        t
+    }
+
+    /// The offset in force, 90 kHz ticks (None before the first sample).
+    pub fn offset_90k(&self) -> Option<i64> {
+        self.offset
+    }
+
     /// Discontinuities seen so far.
     #[cfg(test)]
     pub fn discontinuities(&self) -> u64 {

@@ -267,7 +267,7 @@ fn h2c_and_https_with_alpn_serve_the_same_bytes_as_plain_http() {
 fn slowloris_connections_are_closed_after_the_header_timeout() {
     let ports = Ports::free();
     let dir = temp_dir("slowloris");
-    let server = start_in(dir, ports, &xml_with(ports, "<HeaderReadTimeoutMs>1000</HeaderReadTimeoutMs>", ""));
+    let _server = start_in(dir, ports, &xml_with(ports, "<HeaderReadTimeoutMs>1000</HeaderReadTimeoutMs>", ""));
     let rt = runtime();
     let port = ports.http;
     let (lifetimes, normal) = rt.block_on(async move {

@@ -125,6 +125,8 @@ pub struct Registry {
     shutdown: CancellationToken,
     tasks: Mutex<JoinSet<()>>,
     metrics: Arc<Metrics>,
+    /// The peer link, when this node is one of a pair.
+    pair: Option<(crate::peer::PeerClient, crate::config::PairRole)>,
 }
 
 /// Events queued from a provider to its session before it waits.
@@ -159,7 +161,9 @@ impl Registry {
         shutdown: CancellationToken,
         metrics: Arc<Metrics>,
     ) -> Arc<Registry> {
+        let pair = config.pair.as_ref().map(|p| (crate::peer::PeerClient::new(&p.peer_url, &p.secret), p.role));
         Arc::new(Registry {
+            pair,
             config,
             store,
             clock,
@@ -251,6 +255,7 @@ impl Registry {
             registry: Arc::downgrade(self),
             summary,
             metrics: self.metrics.clone(),
+            pair: self.pair.clone(),
         };
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.spawn(session::run(ctx, rx));

@@ -16,11 +16,15 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::agree::{Agreement, Decision};
 use super::{Provider, Registry};
+use crate::config::PairRole;
 use crate::config::{Application, ProviderSettings, TimestampMode};
 use crate::metrics::{EndKind, Metrics, StreamCounters};
+use crate::peer::{fingerprint, now_ms, AnchorDto, HistoryDto, PeerClient, PeerError, PeerStream};
 use crate::store::{Obj, Store, StreamInfo, StreamKey, StreamState};
 use crate::timeline::{Clock, Timeline};
+use lockstep_packager::{playlist, ExportedHistory, Timescale};
 
 pub(super) struct SessionContext {
     pub key: StreamKey,
@@ -35,6 +39,8 @@ pub(super) struct SessionContext {
     pub registry: Weak<Registry>,
     pub summary: Arc<StreamSummary>,
     pub metrics: Arc<Metrics>,
+    /// The peer link and this node's role, for pairs.
+    pub pair: Option<(PeerClient, PairRole)>,
 }
 
 /// What the API shows about a live stream. The registry's live entry holds
@@ -172,6 +178,17 @@ pub(super) async fn run(ctx: SessionContext, mut rx: mpsc::Receiver<Vec<DemuxEve
         let got = tokio::select! {
             r = next => r,
             () = ctx.ended.cancelled() => break EndReason::Ended,
+            ev = state.peer_event() => {
+                match ev {
+                    PeerEvent::Agreement(answer) => {
+                        if let Err(why) = state.on_agreement_answer(&ctx, answer) {
+                            break EndReason::Bad(why);
+                        }
+                    }
+                    PeerEvent::Backfill(answer) => state.on_backfill(&ctx, answer),
+                }
+                continue;
+            }
         };
         match got {
             Err(ms) => break EndReason::Silence(ms),
@@ -220,9 +237,37 @@ struct State {
     /// into the summary.
     track_bytes: Vec<(TrackId, u64)>,
     sampled: Instant,
+    /// Pair: the timeline agreement while it is in progress.
+    agreement: Option<Agreement>,
+    /// Pair: the timeline came from the peer; the packager joins with this
+    /// anchor.
+    joined: Option<Anchor>,
+    /// Pair: backfill from the peer after the first publication.
+    backfill: Backfill,
+    /// Pair: recent driving-track keyframes (fingerprint, timeline DTS at
+    /// 90 kHz) for the peer link.
+    keyframes: VecDeque<(String, i64)>,
+    started_ms: i64,
 }
 
-fn packager_config(app: &Application) -> PackagerConfig {
+enum PeerEvent {
+    Agreement(Result<Option<PeerStream>, PeerError>),
+    Backfill(Result<Option<PeerStream>, PeerError>),
+}
+
+enum Backfill {
+    /// Not a pair, or our own timeline.
+    No,
+    /// Adopted: fetch the peer's history once something is published.
+    Due,
+    Fetching(tokio::task::JoinHandle<Result<Option<PeerStream>, PeerError>>),
+    Done,
+}
+
+/// Keyframe fingerprints kept for the peer link.
+const KEYFRAMES_KEPT: usize = 64;
+
+fn packager_config(app: &Application, joined: Option<Anchor>) -> PackagerConfig {
     PackagerConfig {
         llhls: app.llhls.as_ref().map(|l| LlHlsConfig {
             segment_duration_ms: l.segment_duration_ms,
@@ -234,8 +279,8 @@ fn packager_config(app: &Application) -> PackagerConfig {
             .hls
             .as_ref()
             .map(|h| HlsConfig { segment_duration_ms: h.segment_duration_ms, segment_count: h.segment_count }),
-        start: Start::StreamStart,
-        anchor: Anchor::default(),
+        start: if joined.is_some() { Start::Joined } else { Start::StreamStart },
+        anchor: joined.unwrap_or_default(),
     }
 }
 
@@ -252,7 +297,139 @@ impl State {
             warned: BTreeSet::new(),
             track_bytes: Vec::new(),
             sampled: Instant::now(),
+            agreement: ctx
+                .pair
+                .as_ref()
+                .map(|(client, role)| Agreement::start(client.clone(), *role, ctx.key.clone(), now_ms())),
+            joined: None,
+            backfill: Backfill::No,
+            keyframes: VecDeque::new(),
+            started_ms: now_ms(),
         }
+    }
+
+    /// The next answer from the peer link (never, when none is pending).
+    async fn peer_event(&mut self) -> PeerEvent {
+        let (agreement, backfill) = (&mut self.agreement, &mut self.backfill);
+        let agreement = async {
+            match agreement {
+                Some(a) if !a.is_done() => a.wait().await,
+                _ => std::future::pending().await,
+            }
+        };
+        let backfill = async {
+            match backfill {
+                Backfill::Fetching(h) => match h.await {
+                    Ok(r) => r,
+                    Err(e) => Err(PeerError::Unreachable { addr: String::new(), why: e.to_string() }),
+                },
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = agreement => PeerEvent::Agreement(r),
+            r = backfill => PeerEvent::Backfill(r),
+        }
+    }
+
+    fn on_agreement_answer(
+        &mut self,
+        ctx: &SessionContext,
+        answer: Result<Option<PeerStream>, PeerError>,
+    ) -> Result<(), String> {
+        let Some(a) = &mut self.agreement else { return Ok(()) };
+        let decision = if a.matching() { a.on_refetch(answer) } else { a.on_answer(answer) };
+        match decision {
+            Some(d) => self.settle(ctx, d),
+            None => Ok(()),
+        }
+    }
+
+    /// The timeline is settled: map and package what was held.
+    fn settle(&mut self, ctx: &SessionContext, d: Decision) -> Result<(), String> {
+        let Some(mut a) = self.agreement.take() else { return Ok(()) };
+        let held = a.take_held();
+        if let Decision::Adopt { offset_90k, anchor, .. } = d {
+            let max_jump_ms = ctx.settings.max_timestamp_jump.as_millis().min(i64::MAX as u128) as i64;
+            self.timeline =
+                Timeline::with_offset(ctx.settings.timestamp_mode, max_jump_ms, ctx.clock.clone(), offset_90k);
+            self.joined = Some(anchor.unwrap_or_default());
+            self.backfill = Backfill::Due;
+        }
+        for (ts, s, _) in held {
+            self.process(ctx, ts, s)?;
+        }
+        Ok(())
+    }
+
+    /// Take the peer's history of the segments before our first, re-render
+    /// our playlists with it, and fetch the missing objects from the peer.
+    fn on_backfill(&mut self, ctx: &SessionContext, answer: Result<Option<PeerStream>, PeerError>) {
+        self.backfill = Backfill::Done;
+        let (Some((client, _)), Some(p), Some(st)) = (&ctx.pair, &mut self.packager, &self.published) else { return };
+        let peer = match answer {
+            Ok(Some(peer)) => peer,
+            Ok(None) => return warn!(stream = %ctx.key, "backfill: the peer no longer has this stream"),
+            Err(e) => return warn!(stream = %ctx.key, reason = %e, "backfill: peer unreachable"),
+        };
+        let history = ExportedHistory::from(&peer.history);
+        let n = p.import_history(&history);
+        rerender(p, st);
+        info!(stream = %ctx.key, peer = client.addr(), segments = n, "backfilled the playlist window from the peer");
+        // Objects of the imported segments come from the peer; our own first
+        // segment is compared with the peer's (a lockstep check).
+        let mine = p.export_history();
+        let labels = p.renditions();
+        let mut fetch = Vec::new();
+        let mut check = Vec::new();
+        for (track, entries) in &mine.llhls {
+            let Some((_, label)) = labels.iter().find(|(t, _)| t == track) else { continue };
+            let Some(ours) = history.llhls.iter().find(|(t, _)| t == track).map(|(_, e)| e) else { continue };
+            let first_own = entries.iter().map(|e| e.msn).find(|m| !ours.iter().any(|o| o.msn == *m)).unwrap_or(0);
+            for e in entries {
+                let names = std::iter::once(playlist::segment_name(label, e.msn)).chain(
+                    (0..e.parts.len() as u32)
+                        .filter(|k| !e.parts[*k as usize].gap)
+                        .map(|k| playlist::part_name(label, e.msn, k)),
+                );
+                if e.msn < first_own {
+                    fetch.extend(names);
+                } else if e.msn == first_own && e.complete {
+                    check.extend(names);
+                }
+            }
+        }
+        let first_hls = mine.hls.iter().map(|e| e.msn).find(|m| !history.hls.iter().any(|o| o.msn == *m));
+        for e in &mine.hls {
+            if first_hls.is_some_and(|f| e.msn < f) {
+                fetch.push(playlist::ts_segment_name(e.msn));
+            }
+        }
+        let (client, key, st) = (client.clone(), ctx.key.clone(), st.clone());
+        tokio::spawn(async move {
+            let mut got = 0usize;
+            for name in fetch {
+                if st.read(|i| i.objects.contains_key(&name)) {
+                    continue;
+                }
+                if let Ok((200, body)) = client.get(&format!("/{}/{}/{name}", key.app, key.stream)).await {
+                    st.update(|i| i.objects.insert(name, Obj::new(Bytes::from(body))));
+                    got += 1;
+                }
+            }
+            let mut differ = 0usize;
+            for name in &check {
+                let Some(ours) = st.read(|i| i.objects.get(name).map(|o| o.bytes.clone())) else { continue };
+                if let Ok((200, theirs)) = client.get(&format!("/{}/{}/{name}", key.app, key.stream)).await {
+                    if theirs != ours.as_ref() {
+                        differ += 1;
+                        warn!(stream = %key, object = %name, "lockstep failure: this node's object differs from the peer's");
+                    }
+                }
+            }
+            st.update(|i| i.peer.lockstep_failures += differ as u64);
+            info!(stream = %key, fetched = got, checked = check.len(), differ, "backfill objects done");
+        });
     }
 
     fn handle(&mut self, ctx: &SessionContext, events: Vec<DemuxEvent>) -> Result<(), String> {
@@ -303,13 +480,35 @@ impl State {
             Some((_, total)) => *total += n,
             None => self.track_bytes.push((s.track, n)),
         }
-        let mapped = self.timeline.map(track.timescale, s);
+        let ts = track.timescale;
+        if let Some(a) = &mut self.agreement {
+            let video_known = self.tracks.iter().any(|t| t.kind() == TrackKind::Video);
+            let driver = track.kind() == TrackKind::Video || !video_known;
+            if let Some(d) = a.push(ts, s, driver) {
+                self.settle(ctx, d)?;
+            }
+            return Ok(());
+        }
+        self.process(ctx, ts, s)
+    }
+
+    /// Map one encoder sample onto the timeline and package it.
+    fn process(&mut self, ctx: &SessionContext, ts: Timescale, s: Sample) -> Result<(), String> {
+        let fingerprint = (ctx.pair.is_some() && s.keyframe && self.is_driver(s.track)).then(|| fingerprint(&s.data));
+        let mapped = self.timeline.map(ts, s);
+        if let Some(f) = fingerprint {
+            self.keyframes.push_back((f, ts.convert_floor(mapped.dts, Timescale::MPEG)));
+            while self.keyframes.len() > KEYFRAMES_KEPT {
+                self.keyframes.pop_front();
+            }
+        }
         match &mut self.packager {
             Some(p) => {
                 if p.description().track(mapped.track).is_some() {
                     p.push(mapped).map_err(|e| e.to_string())?;
                     if let Some(st) = &self.published {
-                        drain(ctx, p, st, self.keep_segments);
+                        let (published, segment) = drain(ctx, p, st, self.keep_segments);
+                        self.after_drain(ctx, published, segment);
                     }
                 }
             }
@@ -321,6 +520,40 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Whether `track` drives the grid (video if the stream has video).
+    fn is_driver(&self, track: TrackId) -> bool {
+        let video = self.tracks.iter().find(|t| t.kind() == TrackKind::Video).map(|t| t.id);
+        match video {
+            Some(v) => v == track,
+            None => self.tracks.iter().any(|t| t.id == track),
+        }
+    }
+
+    /// Pair bookkeeping after the packager published something: the peer
+    /// link's view of this stream, and the backfill once due.
+    fn after_drain(&mut self, ctx: &SessionContext, published: bool, segment: bool) {
+        let (Some((client, _)), Some(p), Some(st)) = (&ctx.pair, &self.packager, &self.published) else { return };
+        if segment || st.read(|i| i.peer.started_ms == 0) {
+            let peer = PeerStream {
+                adopted: self.joined.is_some(),
+                started_ms: self.started_ms,
+                offset_90k: self.timeline.offset_90k(),
+                anchor: Some(AnchorDto::from(p.anchor())),
+                keyframes: self.keyframes.iter().cloned().collect(),
+                history: HistoryDto::from(&p.export_history()),
+                lockstep_failures: 0,
+            };
+            st.update(|i| {
+                let failures = i.peer.lockstep_failures;
+                i.peer = PeerStream { lockstep_failures: failures, ..peer };
+            });
+        }
+        if published && matches!(self.backfill, Backfill::Due) {
+            let (c, app, stream) = (client.clone(), ctx.key.app.clone(), ctx.key.stream.clone());
+            self.backfill = Backfill::Fetching(tokio::spawn(async move { c.stream_state(&app, &stream).await }));
+        }
     }
 
     fn ready_to_start(&self) -> bool {
@@ -344,7 +577,7 @@ impl State {
         tracks.sort_by_key(|t| t.id);
         let desc = StreamDescription { name: ctx.key.to_string(), tracks, program_date_time_base_ms: 0 };
         let kinds: Vec<&str> = desc.tracks.iter().map(|t| t.kind().as_str()).collect();
-        let mut p = Packager::new(desc, packager_config(&ctx.app)).map_err(|e| e.to_string())?;
+        let mut p = Packager::new(desc, packager_config(&ctx.app, self.joined)).map_err(|e| e.to_string())?;
         info!(stream = %ctx.key, tracks = ?kinds, "packaging started");
         ctx.summary.set_tracks(p.description().tracks.clone());
         let st = ctx.store.open(&ctx.key);
@@ -355,9 +588,10 @@ impl State {
         for s in std::mem::take(&mut self.pending) {
             p.push(s).map_err(|e| e.to_string())?;
         }
-        drain(ctx, &mut p, &st, self.keep_segments);
+        let (published, segment) = drain(ctx, &mut p, &st, self.keep_segments);
         self.packager = Some(p);
         self.published = Some(st);
+        self.after_drain(ctx, published, segment);
         Ok(())
     }
 }
@@ -368,13 +602,14 @@ const HISTORY_EXTRA_SEGMENTS: u64 = 4;
 
 /// Apply the packager's output to the stream's state in the store: objects,
 /// retirements, and the playlists as of every newly published point.
-fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segments: u64) {
+/// Returns (anything published, a segment completed).
+fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segments: u64) -> (bool, bool) {
     let mut outs = Vec::new();
     while let Some(o) = p.poll_output() {
         outs.push(o);
     }
     if outs.is_empty() {
-        return;
+        return (false, false);
     }
     let labels = p.renditions();
     let can_skip = p.llhls_params().is_some_and(|x| x.can_skip_until_ms.is_some());
@@ -394,6 +629,7 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
             }
         }
     }
+    let result = (!points.is_empty(), points.iter().any(|p| p.2));
     state.update(|inner| {
         for o in outs {
             match o {
@@ -425,6 +661,41 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
             let oldest = point.msn.saturating_sub(keep_segments);
             r.playlists = r.playlists.split_off(&Point { msn: oldest, part: 0 });
             r.last_part_of = r.last_part_of.split_off(&oldest);
+        }
+    });
+    result
+}
+
+/// Render every retained point's playlists again (after a backfill changed
+/// the history before them).
+fn rerender(p: &Packager, state: &StreamState) {
+    let can_skip = p.llhls_params().is_some_and(|x| x.can_skip_until_ms.is_some());
+    let labels = p.renditions();
+    let points: Vec<(String, TrackId, Vec<Point>)> = state.read(|i| {
+        labels
+            .iter()
+            .filter_map(|(t, l)| Some((l.clone(), *t, i.renditions.get(l)?.playlists.keys().copied().collect())))
+            .collect()
+    });
+    let mut fresh = Vec::new();
+    for (label, track, pts) in points {
+        for pt in pts {
+            let full = p.render_llhls_playlist(track, pt, false).map(|t| Obj::new(Bytes::from(t)));
+            let delta = if can_skip {
+                p.render_llhls_playlist(track, pt, true).map(|t| Obj::new(Bytes::from(t)))
+            } else {
+                None
+            };
+            if let Some(full) = full {
+                fresh.push((label.clone(), pt, full, delta));
+            }
+        }
+    }
+    state.update(|i| {
+        for (label, pt, full, delta) in fresh {
+            if let Some(r) = i.renditions.get_mut(&label) {
+                r.playlists.insert(pt, (full, delta));
+            }
         }
     });
 }
