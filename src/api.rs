@@ -184,22 +184,24 @@ fn constant_time_eq(given: &[u8], expected: &[u8]) -> bool {
 
 // ------------------------------------------------------------- resources ---
 
-fn find_vhost<'a>(config: &'a Config, name: &str) -> Result<&'a VirtualHost, Response> {
-    config
-        .vhosts
-        .iter()
-        .find(|v| v.name == name)
-        .ok_or_else(|| error(StatusCode::NOT_FOUND, &format!("Could not find the virtual host: [{name}]")))
+/// The virtual host `name`; Err: the 404 message.
+fn find_vhost<'a>(config: &'a Config, name: &str) -> Result<&'a VirtualHost, String> {
+    config.vhosts.iter().find(|v| v.name == name).ok_or_else(|| format!("Could not find the virtual host: [{name}]"))
 }
 
-/// The application `app` of virtual host `vhost`.
-fn find_app(config: &Config, vhost: &str, app: &str) -> Result<(), Response> {
+/// Whether virtual host `vhost` has the application `app`; Err: the 404
+/// message.
+fn find_app(config: &Config, vhost: &str, app: &str) -> Result<(), String> {
     let v = find_vhost(config, vhost)?;
     if v.apps.iter().any(|a| a.name == app) {
         Ok(())
     } else {
-        Err(error(StatusCode::NOT_FOUND, &format!("Could not find the application: [{vhost}/{app}]")))
+        Err(format!("Could not find the application: [{vhost}/{app}]"))
     }
+}
+
+fn not_found_because(message: &str) -> Response {
+    error(StatusCode::NOT_FOUND, message)
 }
 
 fn stream_not_found(vhost: &str, app: &str, stream: &str) -> Response {
@@ -217,7 +219,7 @@ async fn vhost(State(st): State<ApiState>, path: Result<Path<String>, PathReject
     };
     match find_vhost(&st.config, &vhost) {
         Ok(v) => ok(json!({ "name": v.name })),
-        Err(r) => r,
+        Err(m) => not_found_because(&m),
     }
 }
 
@@ -228,7 +230,7 @@ async fn apps(State(st): State<ApiState>, path: Result<Path<String>, PathRejecti
     };
     match find_vhost(&st.config, &vhost) {
         Ok(v) => ok(json!(v.apps.iter().map(|a| a.name.as_str()).collect::<Vec<_>>())),
-        Err(r) => r,
+        Err(m) => not_found_because(&m),
     }
 }
 
@@ -239,7 +241,7 @@ async fn app(State(st): State<ApiState>, path: Result<Path<(String, String)>, Pa
     };
     match find_app(&st.config, &vhost, &app) {
         Ok(()) => ok(json!({ "name": app, "type": "live" })),
-        Err(r) => r,
+        Err(m) => not_found_because(&m),
     }
 }
 
@@ -248,8 +250,8 @@ async fn streams(State(st): State<ApiState>, path: Result<Path<(String, String)>
         Ok(p) => p,
         Err(e) => return bad_path(&e),
     };
-    if let Err(r) = find_app(&st.config, &vhost, &app) {
-        return r;
+    if let Err(m) = find_app(&st.config, &vhost, &app) {
+        return not_found_because(&m);
     }
     let names: Vec<String> =
         st.registry.live_streams().into_iter().filter(|k| k.app == app).map(|k| k.stream).collect();
@@ -263,8 +265,8 @@ async fn stream(State(st): State<ApiState>, path: StreamPath) -> Response {
         Ok(p) => p,
         Err(e) => return bad_path(&e),
     };
-    if let Err(r) = find_app(&st.config, &vhost, &app) {
-        return r;
+    if let Err(m) = find_app(&st.config, &vhost, &app) {
+        return not_found_because(&m);
     }
     let key = StreamKey { app, stream };
     let Some(summary) = st.registry.summary(&key) else {
@@ -278,8 +280,8 @@ async fn end_stream(State(st): State<ApiState>, path: StreamPath) -> Response {
         Ok(p) => p,
         Err(e) => return bad_path(&e),
     };
-    if let Err(r) = find_app(&st.config, &vhost, &app) {
-        return r;
+    if let Err(m) = find_app(&st.config, &vhost, &app) {
+        return not_found_because(&m);
     }
     let key = StreamKey { app, stream };
     if !st.registry.end(&key) {

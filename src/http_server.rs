@@ -616,7 +616,8 @@ mod tests {
 
         let err = |certs: &[TlsCert]| load_tls(certs).err().map(|e| format!("{e:#}")).unwrap_or_default();
         let missing = TlsCert { cert_path: dir.join("missing.crt"), ..a.clone() };
-        assert!(err(&[missing]).contains("missing.crt"), "{}", err(&[a.clone()]));
+        let e = err(&[missing]);
+        assert!(e.contains("missing.crt"), "{e}");
         let garbage = dir.join("garbage.pem");
         assert!(std::fs::write(&garbage, "not pem at all").is_ok());
         let e = err(&[TlsCert { cert_path: garbage.clone(), ..a.clone() }]);

@@ -20,12 +20,15 @@ mod server;
 mod session_key;
 mod store;
 mod timeline;
+mod verify;
 
 const USAGE: &str = "usage:
   lockstep [--config PATH]          run the server (default config: conf/Server.xml)
   lockstep --check-config [--config PATH]
                                     validate the configuration and exit
   lockstep package INPUT OUT_DIR    package a recorded FLV or MPEG-TS stream into OUT_DIR
+  lockstep verify --main URL --backup URL --stream APP/STREAM [--duration S] [--verbose]
+                                    check that both nodes of a pair serve identical bytes
   lockstep --version | --help
 
 Logging: RUST_LOG (default info), e.g. RUST_LOG=lockstep=debug";
@@ -33,6 +36,7 @@ Logging: RUST_LOG (default info), e.g. RUST_LOG=lockstep=debug";
 enum Command {
     Run { config: PathBuf, check_only: bool },
     Package { input: PathBuf, out: PathBuf },
+    Verify(Vec<String>),
     Version,
     Help,
 }
@@ -50,6 +54,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 i += 1;
                 config = PathBuf::from(args.get(i).ok_or("--config needs a path")?);
             }
+            "verify" if i == 0 => return Ok(Command::Verify(args[1..].to_vec())),
             "package" if i == 0 => {
                 return match &args[1..] {
                     [input, out] => Ok(Command::Package { input: input.into(), out: out.into() }),
@@ -82,6 +87,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Package { input, out } => package::package(&input, &out),
+        Command::Verify(args) => return verify::main(&args),
         Command::Run { config, check_only } => run(&config, check_only),
     };
     match result {

@@ -294,7 +294,7 @@ fn live_stream_details_metrics_and_delete() {
     let detail_path = format!("{streams}/live1");
     let detail = wait_for("packaging and a published LL-HLS point", Duration::from_secs(20), || {
         let d = s.ok(&detail_path);
-        d["llhls"]["video1"]["msn"].is_u64().then_some(d)
+        (d["llhls"]["video1"]["msn"].is_u64() && d["llhls"]["audio2"]["msn"].is_u64()).then_some(d)
     });
     let http = s.server.ports.http;
     // A viewer, and a 404.

@@ -108,9 +108,10 @@ pub struct HttpLimits {
     /// separately (default 10 000). Beyond it a connection is accepted and
     /// closed at once.
     pub max_connections: usize,
-    /// `HeaderReadTimeoutMs`: a request's headers (and, with TLS, the
-    /// handshake before the first one) must arrive within this time
-    /// (default 10 s), or the connection is closed.
+    /// `HeaderReadTimeoutMs`: a request head must arrive within this time
+    /// (default 10 s) of the connection being ready (after the TLS
+    /// handshake) or, on HTTP/1.1, of its first byte; otherwise the
+    /// connection is closed (slowloris).
     pub header_read_timeout: Duration,
     /// `MaxHeaderBytes`: the largest request head (HTTP/1.1 buffer, HTTP/2
     /// header list), default 16 KiB. Larger: 431 (HTTP/1.1) or a stream

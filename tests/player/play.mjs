@@ -13,6 +13,7 @@
 // Report: currentTime samples, hls.js ERROR events (with their fatal flag),
 // stalls, hls.latency / hls.targetLatency, the latency of the playhead's
 // PROGRAM-DATE-TIME behind the wall clock, and the playlists loaded.
+// The last line on stderr sums it up as `summary key=value ...`.
 // Exit status: 0 if played without a fatal error, 1 on a fatal hls.js or
 // media error, 2 on a usage or setup error.
 
@@ -256,6 +257,7 @@ async function main() {
         const state = await page.evaluate(() => window.S);
         const report = summarize(opts, state, samples, consoleErrors);
         process.stdout.write(JSON.stringify(report, null, 1) + "\n");
+        process.stderr.write(summaryLine(report) + "\n");
         return report.fatalErrors > 0 || report.mediaError ? 1 : 0;
     } catch (e) {
         process.stderr.write(`play.mjs: ${e.stack || e}\n`);
@@ -265,6 +267,33 @@ async function main() {
         cleanup();
         if (server) server.close();
     }
+}
+
+// One line of key=value pairs (numbers, or null) for a caller that does not
+// parse JSON.
+function summaryLine(r) {
+    const kinds = Object.values(r.playlists);
+    const sum = (f) => kinds.reduce((a, k) => a + f(k), 0);
+    const num = (x) => (typeof x === "number" && Number.isFinite(x) ? Number(x.toFixed(3)) : null);
+    const pairs = {
+        advanced: num(r.advancedS),
+        fatal: r.fatalErrors,
+        errors: r.errors.length,
+        media_error: r.mediaError ? 1 : 0,
+        stalls: r.stalls,
+        latency: num(r.latencyMedianLastThird),
+        target_latency: num(r.targetLatency),
+        pdt_latency: num(r.pdtLatencyMedianLastThird),
+        pdt_latency_max: num(r.pdtLatencyMax),
+        first_playing: num(r.firstPlayingS),
+        playlists: sum((k) => k.loaded),
+        blocking: sum((k) => k.blocking),
+        delta: sum((k) => k.delta),
+        skipped: sum((k) => k.skipped),
+        parts: r.partsLoaded,
+        frags: r.fragsLoaded,
+    };
+    return "summary " + Object.entries(pairs).map(([k, v]) => `${k}=${v}`).join(" ");
 }
 
 function summarize(opts, s, samples, consoleErrors) {

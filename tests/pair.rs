@@ -1,0 +1,260 @@
+//! The redundant pair, end to end: two real nodes, real ffmpeg encoders.
+//! After each scenario an independent byte comparison fetches every object
+//! and blocking playlist both nodes serve: zero may differ.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::*;
+
+const SECRET: &str = "pair-secret-for-tests-0123";
+
+struct Pair {
+    main: Server,
+    backup: Option<Server>,
+    main_ports: Ports,
+    backup_ports: Ports,
+    mode: &'static str,
+}
+
+fn pair_xml(me: Ports, peer: Ports, role: &str, mode: &str) -> String {
+    server_xml(me, &[AppXml { timestamp_mode: mode.into(), silence_ms: 1500, ..AppXml::default() }]).replacen(
+        "<VirtualHosts>",
+        &format!(
+            "<Pair><Role>{role}</Role><PeerUrl>http://127.0.0.1:{}</PeerUrl><Secret>{SECRET}</Secret></Pair>\n  <VirtualHosts>",
+            peer.http
+        ),
+        1,
+    )
+}
+
+impl Pair {
+    /// A main, and a backup now or (`start_backup` false) later.
+    fn new(tag: &str, mode: &'static str, start_backup: bool) -> Pair {
+        let (mp, bp) = (Ports::free(), Ports::free());
+        let main = Server::start_xml(&format!("{tag}-main"), mp, &pair_xml(mp, bp, "main", mode));
+        let mut p = Pair { main, backup: None, main_ports: mp, backup_ports: bp, mode };
+        if start_backup {
+            p.start_backup(tag);
+        }
+        p
+    }
+
+    fn start_backup(&mut self, tag: &str) {
+        self.backup = Some(Server::start_xml(
+            &format!("{tag}-backup"),
+            self.backup_ports,
+            &pair_xml(self.backup_ports, self.main_ports, "backup", self.mode),
+        ));
+    }
+
+    fn backup(&self) -> &Server {
+        self.backup.as_ref().expect("the backup is running")
+    }
+}
+
+fn input(dir: &std::path::Path) -> std::path::PathBuf {
+    standard_input(dir, "flv", 90)
+}
+
+/// An encoder feed: `input` from `offset_s` seconds in, in real time.
+fn feed(input: &std::path::Path, offset_s: u64, url: &str) -> Proc {
+    Proc::spawn(
+        "ffmpeg (feed)",
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-ss", &offset_s.to_string(), "-i"])
+            .arg(input)
+            .args(["-c", "copy", "-f", "flv", url])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
+/// One encoder to both nodes (ffmpeg's tee muxer, onfail=ignore).
+fn tee_feed(input: &std::path::Path, a: &str, b: &str) -> Proc {
+    Proc::spawn(
+        "ffmpeg (tee)",
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i"])
+            .arg(input)
+            .args([
+                "-c",
+                "copy",
+                "-map",
+                "0",
+                "-f",
+                "tee",
+                &format!("[f=flv:onfail=ignore]{a}|[f=flv:onfail=ignore]{b}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The hinted next part of a media playlist: (msn, part).
+fn hint(playlist: &str) -> Option<(u64, u32)> {
+    let l = playlist.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))?;
+    let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
+    let (msn, part) = uri.rsplit_once('_')?.1.strip_suffix(".m4s")?.split_once('.')?;
+    Some((msn.parse().ok()?, part.parse().ok()?))
+}
+
+#[derive(Default, Debug)]
+struct Comparison {
+    identical: usize,
+    differing: Vec<String>,
+}
+
+/// Fetch from both nodes every object the backup lists and the main also
+/// has, and blocking playlists at recent points; compare bytes.
+fn compare(a: &Server, b: &Server) -> Comparison {
+    let mut c = Comparison::default();
+    let mut check = |path: &str| {
+        let (sa, ba) = a.get(path);
+        let (sb, bb) = b.get(path);
+        if sa == 200 && sb == 200 {
+            if ba == bb {
+                c.identical += 1;
+            } else {
+                c.differing.push(path.to_string());
+            }
+        }
+    };
+    check("/app/stream/llhls.m3u8");
+    check("/app/stream/playlist.m3u8");
+    for rendition in ["video1", "audio2", "ts"] {
+        let (st, body) = b.get(&format!("/app/stream/{rendition}.m3u8"));
+        if st != 200 {
+            continue;
+        }
+        let pl = text(&body);
+        for uri in playlist_uris(&pl).iter().filter(|u| !u.ends_with(".m3u8")) {
+            check(&format!("/app/stream/{uri}"));
+        }
+        if let Some((msn, part)) = hint(&pl) {
+            for back in 1..6u32 {
+                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={msn}&_HLS_part={}", part.saturating_sub(back)));
+                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={}&_HLS_part={back}", msn.saturating_sub(1)));
+                check(&format!(
+                    "/app/stream/{rendition}.m3u8?_HLS_msn={}&_HLS_part={back}&_HLS_skip=YES",
+                    msn.saturating_sub(1)
+                ));
+            }
+            check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={}", msn.saturating_sub(2)));
+        }
+    }
+    c
+}
+
+fn wait_live(s: &Server, what: &str) {
+    wait_for(what, Duration::from_secs(30), || (s.get("/app/stream/video1.m3u8").0 == 200).then_some(()));
+}
+
+/// Wait until both nodes list the same media sequence (backfill done), then
+/// compare; at least `min` objects compared, none differing.
+fn assert_identical(p: &Pair, scenario: &str, min: usize) {
+    let seq = |s: &Server| {
+        let pl = text(&s.get("/app/stream/video1.m3u8").1);
+        pl.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:").map(str::to_string))
+    };
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) && (seq(&p.main).is_none() || seq(&p.main) != seq(p.backup())) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(seq(&p.main), seq(p.backup()), "{scenario}: the two nodes' windows start at the same segment");
+    let c = compare(&p.main, p.backup());
+    assert!(
+        c.differing.is_empty(),
+        "{scenario}: {} identical, differing: {:?}\nmain log:\n{}\nbackup log:\n{}",
+        c.identical,
+        c.differing,
+        p.main.log_text(),
+        p.backup().log_text()
+    );
+    assert!(c.identical >= min, "{scenario}: only {} objects compared", c.identical);
+}
+
+#[test]
+fn both_start_together() {
+    let p = Pair::new("pair-together", "SystemClock", true);
+    let input = input(&p.main.dir);
+    let _enc = tee_feed(&input, &p.main.rtmp_url("app", "stream"), &p.backup().rtmp_url("app", "stream"));
+    wait_live(&p.main, "main live");
+    wait_live(p.backup(), "backup live");
+    std::thread::sleep(Duration::from_secs(8));
+    assert_identical(&p, "together", 40);
+}
+
+#[test]
+fn backup_starts_late_then_restarts_in_zero_based_mode() {
+    // ZeroBased is the hard case: only the agreement keeps the numbers.
+    let mut p = Pair::new("pair-late", "ZeroBased", false);
+    let input = input(&p.main.dir);
+    let started = Instant::now();
+    let _a = feed(&input, 0, &p.main.rtmp_url("app", "stream"));
+    wait_live(&p.main, "main live");
+    std::thread::sleep(Duration::from_secs(15));
+    p.start_backup("pair-late");
+    let _b = feed(&input, started.elapsed().as_secs(), &p.backup().rtmp_url("app", "stream"));
+    wait_live(p.backup(), "backup live");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_identical(&p, "backup 15 s late", 40);
+    assert!(p.backup().log_text().contains("adopted the peer's timeline"), "{}", p.backup().log_text());
+
+    // kill -9 the backup and bring it back mid-stream.
+    if let Some(b) = &mut p.backup {
+        b.proc.kill();
+    }
+    drop(_b);
+    std::thread::sleep(Duration::from_secs(2));
+    p.start_backup("pair-late-restart");
+    let _b2 = feed(&input, started.elapsed().as_secs(), &p.backup().rtmp_url("app", "stream"));
+    wait_live(p.backup(), "restarted backup live");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_identical(&p, "backup restarted", 40);
+}
+
+#[test]
+fn main_encoder_reconnects_while_backup_continues_and_main_silence_leaves_backup() {
+    let p = Pair::new("pair-reconnect", "SystemClock", true);
+    let input = input(&p.main.dir);
+    let started = Instant::now();
+    let mut a = feed(&input, 0, &p.main.rtmp_url("app", "stream"));
+    let _b = feed(&input, 0, &p.backup().rtmp_url("app", "stream"));
+    wait_live(&p.main, "main live");
+    wait_live(p.backup(), "backup live");
+    std::thread::sleep(Duration::from_secs(8));
+    // The main's encoder connection drops and comes back 3 s later.
+    a.kill();
+    wait_for("main's stream to end", Duration::from_secs(10), || {
+        (p.main.get("/app/stream/video1.m3u8").0 == 404).then_some(())
+    });
+    assert_eq!(p.backup().get("/app/stream/video1.m3u8").0, 200, "the backup carries on");
+    std::thread::sleep(Duration::from_secs(3));
+    let mut a2 = feed(&input, started.elapsed().as_secs(), &p.main.rtmp_url("app", "stream"));
+    wait_live(&p.main, "main live again");
+    std::thread::sleep(Duration::from_secs(6));
+    assert_identical(&p, "main reconnected", 40);
+    assert!(p.main.log_text().contains("adopted the peer's timeline"), "{}", p.main.log_text());
+
+    // Only the main's input goes silent (SIGSTOP keeps the socket open):
+    // within PacketSilenceTimeoutMs its URLs are 404, the backup serves.
+    let pid = a2.pid().to_string();
+    let _ = Command::new("kill").args(["-STOP", &pid]).status();
+    let t0 = Instant::now();
+    wait_for("main's URLs to answer 404 after silence", Duration::from_secs(5), || {
+        (p.main.get("/app/stream/video1.m3u8").0 == 404).then_some(())
+    });
+    assert!(t0.elapsed() < Duration::from_millis(1500 + 700), "404 after {:?}", t0.elapsed());
+    assert_eq!(p.backup().get("/app/stream/video1.m3u8").0, 200);
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    a2.kill();
+}
