@@ -12,7 +12,7 @@ usage() {
     cat <<'EOF'
 Usage: scripts/test.sh [options]
 
-  --no-install   do not install missing system packages (only report them)
+  --no-install   do not install missing system or npm packages (only report them)
   --skip-cargo   only check/install the dependencies, run no cargo step
   --dry-run      print the commands instead of running them
   -h, --help     show this help
@@ -95,6 +95,55 @@ else
         fi
         echo "installed: $(command -v ffmpeg) $(command -v ffprobe)"
     fi
+fi
+
+# ---------------------------------------------------------------------------
+section "Player test dependencies (Chromium, Node.js, tests/player npm packages)"
+
+# tests/players.rs plays the server's output with hls.js in Debian's Chromium,
+# driven by playwright-core from Node.js; no browser is downloaded.
+player_pkgs=()
+[ -x /usr/bin/chromium ] || player_pkgs+=(chromium)
+command -v node >/dev/null 2>&1 || player_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || player_pkgs+=(npm)
+if [ "${#player_pkgs[@]}" -eq 0 ]; then
+    echo "found: /usr/bin/chromium, node $(node --version), npm $(npm --version 2>/dev/null)"
+elif [ "$install" -eq 0 ]; then
+    echo "warning: missing ${player_pkgs[*]} (not installed: --no-install); tests/players.rs will fail" >&2
+else
+    echo "missing: ${player_pkgs[*]} - installing"
+    if [ "$EUID" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "error: installing ${player_pkgs[*]} needs root or sudo" >&2
+        exit 1
+    fi
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${player_pkgs[@]}"
+fi
+# hls.js and playwright-core, as pinned by tests/player/package-lock.json:
+# installed unless node_modules holds exactly the locked versions.
+player_modules_match_lock() {
+    command -v node >/dev/null 2>&1 && node -e '
+        const fs = require("fs");
+        const lock = JSON.parse(fs.readFileSync("tests/player/package-lock.json", "utf8"));
+        for (const [path, p] of Object.entries(lock.packages)) {
+            if (!path) continue;
+            const f = "tests/player/" + path + "/package.json";
+            if (!fs.existsSync(f) || JSON.parse(fs.readFileSync(f, "utf8")).version !== p.version) process.exit(1);
+        }' 2>/dev/null
+}
+if player_modules_match_lock; then
+    echo "found: tests/player/node_modules (the versions in package-lock.json)"
+elif [ "$install" -eq 0 ]; then
+    echo "warning: tests/player/node_modules is missing or stale (not installed: --no-install)" >&2
+elif [ "$dry_run" -eq 0 ] && ! command -v npm >/dev/null 2>&1; then
+    echo "error: npm is not on PATH; cannot install tests/player's packages" >&2
+    exit 1
+else
+    run npm --prefix tests/player ci --no-audit --no-fund
 fi
 
 if [ "$cargo_steps" -eq 0 ]; then

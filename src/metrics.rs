@@ -245,8 +245,26 @@ impl StreamCounters {
     }
 }
 
+/// The health monitor's latest measurements (src/health.rs), replaced as a
+/// whole after each one.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HealthGauges {
+    /// (NTP server `HOST:PORT`, this node's clock offset to it in seconds),
+    /// for the servers last measured.
+    pub ntp_offset_s: Vec<(String, f64)>,
+    /// The peer's clock minus this node's, seconds (pairs, once measured).
+    pub peer_clock_offset_s: Option<f64>,
+    /// Whether the peer answered the last measurement (pairs only).
+    pub peer_reachable: Option<bool>,
+    /// (`app/stream`, recent objects whose hash differs on the peer).
+    pub objects_differing: Vec<(String, u64)>,
+    pub healthy: bool,
+}
+
 /// Every metric of the process.
 pub struct Metrics {
+    /// Set by the health monitor; `None` when it does not run.
+    health: RwLock<Option<HealthGauges>>,
     /// Live streams by `app/stream`.
     streams: RwLock<HashMap<String, Arc<StreamCounters>>>,
     /// Held-request counters of the HTTP listeners (summed).
@@ -273,6 +291,7 @@ fn counters<const N: usize>() -> [AtomicU64; N] {
 impl Metrics {
     pub fn new() -> Metrics {
         Metrics {
+            health: RwLock::new(None),
             streams: RwLock::new(HashMap::new()),
             held: Mutex::new(Vec::new()),
             http_duration: std::array::from_fn(|_| Histogram::new()),
@@ -334,6 +353,11 @@ impl Metrics {
 
     pub fn publish_rejected(&self, e: &PublishError) {
         self.rejections[rejection_index(e)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The health monitor's latest measurements.
+    pub fn set_health(&self, g: HealthGauges) {
+        *self.health.write().unwrap_or_else(|e| e.into_inner()) = Some(g);
     }
 
     /// The text exposition of every metric.
@@ -421,7 +445,39 @@ impl Metrics {
         for (r, c) in REJECTIONS.iter().zip(&self.rejections) {
             out.sample("lockstep_publish_rejections_total", &[("reason", r)], c.load(Ordering::Relaxed));
         }
+        if let Some(h) = self.health.read().unwrap_or_else(|e| e.into_inner()).clone() {
+            render_health(&mut out, &h);
+        }
         out.text
+    }
+}
+
+/// The health monitor's gauges (a series only once measured).
+fn render_health(out: &mut Exposition, h: &HealthGauges) {
+    out.header("lockstep_healthy", "gauge", "1 when GET /health answers 200, 0 when it answers 503.");
+    out.sample("lockstep_healthy", &[], u64::from(h.healthy));
+    if !h.ntp_offset_s.is_empty() {
+        let name = "lockstep_ntp_offset_seconds";
+        out.header(name, "gauge", "This node's clock offset to each NTP server (server time minus ours).");
+        for (server, v) in &h.ntp_offset_s {
+            out.sample_f64(name, &[("server", server)], *v);
+        }
+    }
+    if let Some(v) = h.peer_clock_offset_s {
+        let name = "lockstep_peer_clock_offset_seconds";
+        out.header(name, "gauge", "The peer's clock minus this node's, estimated over the peer link.");
+        out.sample_f64(name, &[], v);
+    }
+    if let Some(v) = h.peer_reachable {
+        out.header("lockstep_peer_reachable", "gauge", "1 when the peer answered the last clock measurement.");
+        out.sample("lockstep_peer_reachable", &[], u64::from(v));
+    }
+    if !h.objects_differing.is_empty() {
+        let name = "lockstep_lockstep_objects_differing";
+        out.header(name, "gauge", "Recent media objects of a live stream whose hash differs on the peer.");
+        for (stream, n) in &h.objects_differing {
+            out.sample(name, &[("stream", stream)], *n);
+        }
     }
 }
 

@@ -25,6 +25,8 @@ pub const HEADER: &str = "x-lockstep-peer";
 const MAX_SKEW_MS: i64 = 30_000;
 /// Largest peer response read.
 const MAX_BODY: usize = 64 << 20;
+/// Largest response head read by [`PeerClient::head_etag`].
+const MAX_HEAD: usize = 64 << 10;
 
 fn mac(secret: &[u8], ts: i64, path: &str) -> Option<Hmac<Sha256>> {
     let mut m = Hmac::<Sha256>::new_from_slice(secret).ok()?;
@@ -134,6 +136,32 @@ impl PeerClient {
         }
     }
 
+    /// HEAD `path` (an ordinary delivery URL, not signed): (status, its
+    /// `ETag` if any). Reads the response head only.
+    pub async fn head_etag(&self, path: &str) -> Result<(u16, Option<String>), PeerError> {
+        let unreachable = |why: String| PeerError::Unreachable { addr: self.addr.clone(), why };
+        let work = async {
+            let mut s = TcpStream::connect(&self.addr).await.map_err(|e| unreachable(e.to_string()))?;
+            let req = format!("HEAD {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+            s.write_all(req.as_bytes()).await.map_err(|e| unreachable(e.to_string()))?;
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < MAX_HEAD {
+                let n = s.read(&mut chunk).await.map_err(|e| unreachable(e.to_string()))?;
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            parse_head(&buf).ok_or_else(|| PeerError::Bad {
+                addr: self.addr.clone(),
+                path: path.into(),
+                why: "not an HTTP response head".into(),
+            })
+        };
+        tokio::time::timeout(self.timeout, work).await.map_err(|_| unreachable("timed out".into()))?
+    }
+
     /// The peer's wall clock: (its time, our round trip) in ms.
     pub async fn time(&self) -> Result<(i64, i64, i64), PeerError> {
         let t0 = now_ms();
@@ -149,6 +177,19 @@ impl PeerClient {
         })?;
         Ok((t.now_ms, t0, t1))
     }
+}
+
+/// (status, `ETag`) of an HTTP/1.1 response head.
+fn parse_head(buf: &[u8]) -> Option<(u16, Option<String>)> {
+    let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&buf[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let status = lines.next()?.split_whitespace().nth(1)?.parse().ok()?;
+    let etag = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("etag"))
+        .map(|(_, v)| v.trim().to_string());
+    Some((status, etag))
 }
 
 /// (status, body) of a complete HTTP/1.1 response (Content-Length, chunked,
@@ -371,6 +412,12 @@ mod tests {
             Some((200, b"hi!".to_vec()))
         );
         assert_eq!(parse_response(b"garbage"), None);
+        assert_eq!(
+            parse_head(b"HTTP/1.1 200 OK\r\ncontent-length: 9\r\nETag: \"00ab\"\r\n\r\n"),
+            Some((200, Some("\"00ab\"".to_string())))
+        );
+        assert_eq!(parse_head(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"), Some((404, None)));
+        assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\netag: \"x\""), None);
     }
 
     #[test]

@@ -21,6 +21,9 @@ use crate::timeline::Clock;
 // equally be `mod http_server;` in main.rs.
 #[path = "http_server.rs"]
 pub mod http_server;
+// `GET /health` and its background monitor (same reason as above).
+#[path = "health.rs"]
+pub mod health;
 
 /// How long shutdown waits for sessions and connections to finish.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -38,6 +41,8 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
     let registry = Registry::with_metrics(config.clone(), store.clone(), clock, shutdown.clone(), metrics.clone());
     let ip = config.ip;
     let mut tasks = tokio::task::JoinSet::new();
+    let health = health::Health::new(config.pair.clone(), metrics.clone());
+    tasks.spawn(health.clone().run(registry.clone(), store.clone(), shutdown.clone()));
 
     if let Some(port) = config.bind.rtmp {
         let addr = SocketAddr::new(ip, port);
@@ -72,6 +77,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
             // The peer link shares the LLHLS port (signed requests only).
             app = app.merge(crate::peer::routes(store.clone(), &pair.secret));
         }
+        app = app.merge(health::router(health.clone()));
         let limits = config.http.limits;
         if let (Some(tls_port), Some(tls)) = (config.http.tls_port, tls) {
             let tls_addr = SocketAddr::new(ip, tls_port);
@@ -96,7 +102,9 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
             metrics.clone(),
             &api.access_token,
         );
-        let app = crate::api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let app = crate::api::router(state)
+            .merge(health::router(health.clone()))
+            .into_make_service_with_connect_info::<SocketAddr>();
         let s = shutdown.clone();
         tasks.spawn(async move {
             let _ = axum::serve(l, app).with_graceful_shutdown(async move { s.cancelled().await }).await;

@@ -1180,11 +1180,20 @@ video1_897621882.m4s
     #[test]
     fn diff_insert_delete_and_separate_hunks() {
         let a: String = (1..=20).map(|i| format!("{i}\n")).collect();
-        let b = a.replace("3\n", "").replace("17\n", "17\nnew\n");
+        let edit = |f: &dyn Fn(&str) -> Vec<String>| a.lines().flat_map(f).map(|l| l + "\n").collect::<String>();
+        let b = edit(&|l| match l {
+            "3" => vec![],
+            "17" => vec!["17".into(), "new".into()],
+            _ => vec![l.to_string()],
+        });
         let d = unified_diff(&a, &b, "a", "b", 1);
         assert_eq!(d, "--- a\n+++ b\n@@ -2,3 +2,2 @@\n 2\n-3\n 4\n@@ -17,2 +16,3 @@\n 17\n+new\n 18\n");
         // Changes close together share a hunk.
-        let b = a.replace("3\n", "x\n").replace("5\n", "y\n");
+        let b = edit(&|l| match l {
+            "3" => vec!["x".into()],
+            "5" => vec!["y".into()],
+            _ => vec![l.to_string()],
+        });
         let d = unified_diff(&a, &b, "a", "b", 1);
         assert_eq!(d.matches("@@ -").count(), 1, "{d}");
         // Into and out of nothing.

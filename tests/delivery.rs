@@ -155,7 +155,7 @@ fn hint(pl: &str) -> Option<(String, Pt)> {
 
 /// The last EXT-X-PART: (URI, point, DURATION).
 fn last_part(pl: &str) -> Option<(String, Pt, f64)> {
-    let line = pl.lines().filter(|l| l.starts_with("#EXT-X-PART:")).last()?;
+    let line = pl.lines().rev().find(|l| l.starts_with("#EXT-X-PART:"))?;
     let uri = attr(line, "URI")?;
     Some((uri.to_string(), parse_part_uri(uri)?.1, attr(line, "DURATION")?.parse().ok()?))
 }
@@ -183,7 +183,7 @@ fn rendition_report(pl: &str, uri: &str) -> Option<Pt> {
 
 /// The last complete segment's URI.
 fn last_segment(pl: &str) -> Option<&str> {
-    pl.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).last()
+    pl.lines().rev().find(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
 /// Media playlists named by a master playlist (variants and renditions).
@@ -207,7 +207,7 @@ fn looks_right(uri: &str, body: &[u8]) -> bool {
     } else if uri.ends_with(".m4s") {
         tag(b"moof")
     } else if uri.ends_with(".ts") {
-        body.len() % 188 == 0 && body.first() == Some(&0x47)
+        !body.is_empty() && body.chunks(188).all(|p| p.len() == 188 && p[0] == 0x47)
     } else {
         !body.is_empty()
     }
@@ -493,9 +493,9 @@ fn live_output_conforms_for_60s() {
     let n_fetched = fetched.lock().unwrap_or_else(|e| e.into_inner()).len();
     println!(
         "conformance over {elapsed:.1?}: masters fetched {} (checked {}); non-blocking polls {} (distinct {:?}); \
-         blocking video1 {} (mean hold {} ms) / audio2 {} (mean hold {} ms); delta updates {} (with EXT-X-SKIP {}) / {} \
-         ({}); rendition sets {}; completed preload hints fetched {}; distinct URIs fetched {} (by poller {}, \
-         followers {} + {}); delta answers without EXT-X-SKIP tolerated (see zero_skip) {} + {}",
+         blocking video1 {} (mean hold {} ms) / audio2 {} (mean hold {} ms); delta updates {} (with EXT-X-SKIP \
+         {}) / {} ({}); rendition sets {}; completed preload hints fetched {}; distinct URIs fetched {} (by \
+         poller {}, followers {} + {}); delta answers without EXT-X-SKIP tolerated (see zero_skip) {} + {}",
         p.master_fetches,
         p.master_checks,
         p.polls,

@@ -175,7 +175,7 @@ fn raw_request(port: u16, bytes: &[u8]) -> (u16, Vec<u8>) {
     (status, out)
 }
 
-/// Whether the server answers a plain request (any status) within 2 s.
+/// Whether the server answers a plain request (any status; at most 5 s).
 fn answers(port: u16) -> bool {
     let (status, _) = raw_request(port, b"GET /app/none/llhls.m3u8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     status != 0
@@ -384,15 +384,15 @@ fn oversized_headers_and_hostile_paths_are_refused_and_the_server_stays_up() {
 
     // Paths that try to leave the URL space, invalid UTF-8, bad request lines.
     let hostile: [&[u8]; 10] = [
-        b"GET /app/../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /%2e%2e/ HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /app/stream/..%2f..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /app/%2e%2e/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /app/%ff%fe/llhls.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /app/\xff\xfe/llhls.m3u8 HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET ../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
-        b"GET /app/stream/llhls.m3u8 HTTP/1.1\r\nHost: x\r\nX-Bad: \xff\xfe\r\n\r\n",
+        b"GET /app/../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /%2e%2e/%2e%2e/etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /%2e%2e/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /app/stream/..%2f..%2f..%2fetc%2fpasswd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /app/%2e%2e/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /app/%ff%fe/llhls.m3u8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /app/\xff\xfe/llhls.m3u8 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET ../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        b"GET /app/stream/llhls.m3u8 HTTP/1.1\r\nHost: x\r\nX-Bad: \xff\xfe\r\nConnection: close\r\n\r\n",
         b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 not http at all\r\n\r\n",
     ];
     for req in hostile {

@@ -23,12 +23,19 @@ fn input(seconds: u32) -> PathBuf {
 /// A Server.xml with two applications; the second one's MPEG-TS stream gets
 /// its own UDP port (a port feeds one stream).
 fn two_apps_xml(ports: Ports, first: AppXml, second: AppXml, second_port: u16) -> String {
+    let second_stream = second.mpegts_stream.clone();
     let xml = server_xml(ports, &[first, second]);
     let split = xml.rfind("<Application>").expect("second application");
     let (head, tail) = xml.split_at(split);
     let p = ports.mpegts;
+    // The harness maps the MPEG-TS port only in the first application; map
+    // the second port in the second one.
     head.replace(&format!("<Port>{p}/udp</Port>"), &format!("<Port>{p},{second_port}/udp</Port>"))
-        + &tail.replace(&format!("<Port>{p}</Port>"), &format!("<Port>{second_port}</Port>"))
+        + &tail.replacen(
+            "</MPEGTS>",
+            &format!("<StreamMap><Stream><Name>{second_stream}</Name><Port>{second_port}</Port></Stream></StreamMap></MPEGTS>"),
+            1,
+        )
 }
 
 /// Whether `got` is a contiguous run of `want` once at most `tail` frames are

@@ -21,7 +21,7 @@ fn node(tag: &str) -> Server {
 
 fn wait_live(server: &Server) {
     wait_for("app/stream to be served", Duration::from_secs(30), || {
-        assert!(server.proc.running(), "lockstep exited:\n{}", server.log_text());
+        assert!(server.log_text().lines().all(|l| !l.contains("panicked")), "{}", server.log_text());
         let (st, _) = server.get("/app/stream/video1.m3u8");
         (st == 200).then_some(())
     });
@@ -44,7 +44,8 @@ fn verify(main: &Server, backup: &Server, seconds: u32, dir: &Path) -> (i32, Str
             .stdout(out)
             .stderr(err),
     );
-    let status = p.wait_timeout(Duration::from_secs(u64::from(seconds) + 60)).expect("lockstep verify finished in time");
+    let status =
+        p.wait_timeout(Duration::from_secs(u64::from(seconds) + 60)).expect("lockstep verify finished in time");
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
     let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
     (status.code().unwrap_or(-1), stdout, stderr)

@@ -2363,6 +2363,7 @@ mod tests {
             vec![
                 format!("{APP}/Providers/SRT/UseIncomingTimestamp"),
                 format!("{APP}/Publishers/LLHLS/ServerTimeBasedSegmentNumbering"),
+                format!("{APP}/Publishers/LLHLS/SessionKeySecret"),
             ]
         );
         assert!(warnings[1].message.contains("timeline"), "{}", warnings[1]);
