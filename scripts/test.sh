@@ -146,6 +146,34 @@ else
     run npm --prefix tests/player ci --no-audit --no-fund
 fi
 
+# ---------------------------------------------------------------------------
+section "Clock test dependencies (chrony, libfaketime)"
+
+# tests/health.rs runs chronyd as an NTP server on loopback (it never sets the
+# system clock) and skews one node's clock with libfaketime (LD_PRELOAD).
+clock_pkgs=()
+[ -x /usr/sbin/chronyd ] || command -v chronyd >/dev/null 2>&1 || clock_pkgs+=(chrony)
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null || clock_pkgs+=(libfaketime)
+if [ "${#clock_pkgs[@]}" -eq 0 ]; then
+    echo "found: chronyd, $(compgen -G '/usr/lib/*/faketime/libfaketime.so.1' | head -n 1)"
+elif [ "$install" -eq 0 ]; then
+    echo "warning: missing ${clock_pkgs[*]} (not installed: --no-install); tests/health.rs will fail" >&2
+else
+    echo "missing: ${clock_pkgs[*]} - installing"
+    if [ "$EUID" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "error: installing ${clock_pkgs[*]} needs root or sudo" >&2
+        exit 1
+    fi
+    # The test starts its own chronyd; where an init system runs, the
+    # package also enables Debian's chrony service (it keeps the system clock).
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${clock_pkgs[@]}"
+fi
+
 if [ "$cargo_steps" -eq 0 ]; then
     section "Cargo steps skipped (--skip-cargo)"
     exit 0

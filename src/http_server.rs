@@ -379,9 +379,11 @@ where
     let activity = Arc::new(Activity::new());
     let service = {
         let activity = activity.clone();
-        hyper::service::service_fn(move |req: Request<Incoming>| {
+        hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let in_flight = activity.begin();
             let app = app.clone();
+            // Handlers that count viewers read the client address from here.
+            req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
             async move {
                 let response = match app.oneshot(req).await {
                     Ok(response) => response,

@@ -12,6 +12,7 @@ use tracing::{info, warn};
 mod api;
 mod config;
 mod http;
+mod http_server;
 mod ingest;
 mod metrics;
 mod package;

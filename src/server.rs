@@ -12,16 +12,13 @@ use tracing::info;
 
 use crate::config::Config;
 use crate::http::HttpState;
+use crate::http_server;
 use crate::ingest::{mpegts, rtmp, srt, Registry};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::timeline::Clock;
 
-// Declared here so that the module list of main.rs stays as it is; it could
-// equally be `mod http_server;` in main.rs.
-#[path = "http_server.rs"]
-pub mod http_server;
-// `GET /health` and its background monitor (same reason as above).
+// `GET /health` and its background monitor.
 #[path = "health.rs"]
 pub mod health;
 

@@ -265,7 +265,7 @@ pub fn last_point(text: &str) -> (Option<String>, bool) {
     if let Some(h) = preload_hint_line(text) {
         return (Some(h.to_string()), ended);
     }
-    let last = text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).last();
+    let last = text.lines().map(str::trim).rfind(|l| !l.is_empty() && !l.starts_with('#'));
     (last.map(str::to_string), ended)
 }
 
@@ -333,8 +333,8 @@ fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
     let mut ops = vec![Op::Equal; prefix];
     let (n, m) = (am.len(), bm.len());
     if n.saturating_mul(m) > MAX_LCS_CELLS {
-        ops.extend(std::iter::repeat(Op::Delete).take(n));
-        ops.extend(std::iter::repeat(Op::Insert).take(m));
+        ops.resize(ops.len() + n, Op::Delete);
+        ops.resize(ops.len() + m, Op::Insert);
     } else {
         // lcs[i][j]: length of an LCS of am[i..] and bm[j..].
         let w = m + 1;
@@ -363,7 +363,7 @@ fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
             }
         }
     }
-    ops.extend(std::iter::repeat(Op::Equal).take(suffix));
+    ops.resize(ops.len() + suffix, Op::Equal);
     ops
 }
 
