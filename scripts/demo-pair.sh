@@ -203,17 +203,20 @@ wait_http "nginx CDN" http://127.0.0.1:8080/cdn-health 15 "$nginx_pid"
 # One encoder, two outputs: the tee muxer sends the same packets to both
 # nodes; onfail=ignore keeps feeding the backup when the main goes away.
 # Keyframe every 2 s (60 frames at 30 fps) = SegmentDuration.
+# -flags +global_header is required when encoding into the tee muxer: without
+# it x264 puts SPS/PPS only in-band, the FLV outputs carry no AVC sequence
+# header, and the nodes see an audio-only stream.
 ffmpeg -nostdin -hide_banner -loglevel warning \
     -re -f lavfi -i testsrc2=size=640x360:rate=30 \
     -re -f lavfi -i sine=frequency=440:sample_rate=48000 \
     -map 0:v -map 1:a \
     -c:v libx264 -preset veryfast -tune zerolatency -g 60 -keyint_min 60 -sc_threshold 0 -pix_fmt yuv420p -b:v 800k \
-    -c:a aac -b:a 96k \
+    -c:a aac -b:a 96k -flags +global_header \
     -f tee "[f=flv:onfail=ignore]rtmp://127.0.0.1:1935/app/stream|[f=flv:onfail=ignore]rtmp://127.0.0.1:1936/app/stream" \
     >"$workdir/ffmpeg.log" 2>&1 &
 started "ffmpeg feed" $!
 ffmpeg_pid=$!
-wait_http "the stream through the CDN" http://127.0.0.1:8080/app/stream/llhls.m3u8 30 "$ffmpeg_pid"
+wait_http "the stream through the CDN" http://127.0.0.1:8080/app/stream/video1.m3u8 30 "$ffmpeg_pid"
 
 cat <<EOF
 

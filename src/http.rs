@@ -389,46 +389,47 @@ fn respond(r: Reply, method: &Method, req: &HeaderMap, td: u32, window_s: u64) -
     if let Ok(v) = HeaderValue::from_str(&cache) {
         h.insert(header::CACHE_CONTROL, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&r.obj.etag) {
-        h.insert(header::ETAG, v);
-    }
     if is_playlist {
         h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     } else {
         h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     }
+    let gzip = is_playlist && accepts_gzip(req);
+    // The gzip coding is another representation: its own strong tag.
+    let etag: std::borrow::Cow<'_, str> =
+        if gzip { format!("{}-gz\"", r.obj.etag.trim_end_matches('"')).into() } else { (&*r.obj.etag).into() };
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
     let inm = req.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
-    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == &*r.obj.etag || t.trim() == "*")) {
+    if inm.is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*")) {
         return (StatusCode::NOT_MODIFIED, h).into_response();
     }
     let mut body: Bytes = r.obj.bytes.clone();
     let mut status = StatusCode::OK;
-    if is_playlist {
-        let gzip = req
-            .get(header::ACCEPT_ENCODING)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.split(',').any(|e| e.trim().split(';').next() == Some("gzip")));
-        if gzip {
-            if let Some(z) = gzip_bytes(&body) {
-                body = z;
-                h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-            }
+    if gzip {
+        if let Some(z) = gzip_bytes(&body) {
+            body = z;
+            h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-    } else if let Some(range) = req.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+    } else if let (false, Some(range)) = (is_playlist, req.get(header::RANGE).and_then(|v| v.to_str().ok())) {
         match byte_range(range, body.len()) {
-            Some((start, end)) => {
+            RangeReq::Partial(start, end) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{end}/{}", body.len())) {
                     h.insert(header::CONTENT_RANGE, v);
                 }
                 body = body.slice(start..=end);
                 status = StatusCode::PARTIAL_CONTENT;
             }
-            None => {
+            RangeReq::Unsatisfiable => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{}", body.len())) {
                     h.insert(header::CONTENT_RANGE, v);
                 }
                 return (StatusCode::RANGE_NOT_SATISFIABLE, h).into_response();
             }
+            // Other units, malformed or multiple ranges: the whole object
+            // (RFC 9110 14.2 lets a server ignore Range).
+            RangeReq::Ignore => {}
         }
     }
     if *method == Method::HEAD {
@@ -446,25 +447,57 @@ fn gzip_bytes(b: &[u8]) -> Option<Bytes> {
     z.finish().ok().map(Bytes::from)
 }
 
-/// One `bytes=` range → inclusive (start, end); None if unsatisfiable or
-/// more than one range.
-fn byte_range(spec: &str, len: usize) -> Option<(usize, usize)> {
-    let r = spec.trim().strip_prefix("bytes=")?;
-    if r.contains(',') || len == 0 {
-        return None;
+#[derive(Debug, PartialEq, Eq)]
+enum RangeReq {
+    /// Inclusive byte range.
+    Partial(usize, usize),
+    /// A valid single byte range outside the object.
+    Unsatisfiable,
+    /// Not a single valid byte range: serve the whole object.
+    Ignore,
+}
+
+/// Interpret a Range header: one `bytes=` range is served, a valid one
+/// outside the object is unsatisfiable, anything else is ignored.
+fn byte_range(spec: &str, len: usize) -> RangeReq {
+    let Some(r) = spec.trim().strip_prefix("bytes=") else { return RangeReq::Ignore };
+    if r.contains(',') {
+        return RangeReq::Ignore;
     }
-    let (a, b) = r.split_once('-')?;
+    let Some((a, b)) = r.split_once('-') else { return RangeReq::Ignore };
     let (a, b) = (a.trim(), b.trim());
     if a.is_empty() {
-        let n: usize = b.parse().ok()?;
-        if n == 0 {
-            return None;
-        }
-        return Some((len.saturating_sub(n), len - 1));
+        return match b.parse::<usize>() {
+            Ok(0) => RangeReq::Unsatisfiable,
+            Ok(_) if len == 0 => RangeReq::Unsatisfiable,
+            Ok(n) => RangeReq::Partial(len.saturating_sub(n), len - 1),
+            Err(_) => RangeReq::Ignore,
+        };
     }
-    let start: usize = a.parse().ok()?;
-    let end = if b.is_empty() { len - 1 } else { b.parse::<usize>().ok()?.min(len - 1) };
-    (start <= end && start < len).then_some((start, end))
+    let Ok(start) = a.parse::<usize>() else { return RangeReq::Ignore };
+    let end = if b.is_empty() {
+        None
+    } else {
+        match b.parse::<usize>() {
+            Ok(e) if e >= start => Some(e),
+            _ => return RangeReq::Ignore,
+        }
+    };
+    if start >= len {
+        return RangeReq::Unsatisfiable;
+    }
+    RangeReq::Partial(start, end.map_or(len - 1, |e| e.min(len - 1)))
+}
+
+/// Whether the request accepts gzip (q-values honoured: `gzip;q=0` is a no).
+fn accepts_gzip(req: &HeaderMap) -> bool {
+    let Some(v) = req.get(header::ACCEPT_ENCODING).and_then(|v| v.to_str().ok()) else { return false };
+    v.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or_default();
+        let q = parts.find_map(|p| p.strip_prefix("q=")).and_then(|q| q.parse::<f32>().ok()).unwrap_or(1.0);
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+    })
 }
 
 /// CORS response headers for a request, from the application's
@@ -561,20 +594,36 @@ mod tests {
 
     #[test]
     fn ranges() {
+        use RangeReq::*;
         let cases = [
-            ("bytes=0-9", 100, Some((0, 9))),
-            ("bytes=90-", 100, Some((90, 99))),
-            ("bytes=-10", 100, Some((90, 99))),
-            ("bytes=50-500", 100, Some((50, 99))),
-            ("bytes=100-", 100, None),
-            ("bytes=5-2", 100, None),
-            ("bytes=0-1,3-4", 100, None),
-            ("items=0-1", 100, None),
-            ("bytes=-0", 100, None),
+            ("bytes=0-9", 100, Partial(0, 9)),
+            ("bytes=90-", 100, Partial(90, 99)),
+            ("bytes=-10", 100, Partial(90, 99)),
+            ("bytes=50-500", 100, Partial(50, 99)),
+            ("bytes=100-", 100, Unsatisfiable),
+            ("bytes=-0", 100, Unsatisfiable),
+            ("bytes=5-2", 100, Ignore),
+            ("bytes=0-1,3-4", 100, Ignore),
+            ("items=0-1", 100, Ignore),
+            ("bytes=abc", 100, Ignore),
         ];
         for (spec, len, want) in cases {
             assert_eq!(byte_range(spec, len), want, "{spec}");
         }
+    }
+
+    #[test]
+    fn gzip_q_values() {
+        let h = |v: &'static str| {
+            let mut m = HeaderMap::new();
+            m.insert(header::ACCEPT_ENCODING, HeaderValue::from_static(v));
+            accepts_gzip(&m)
+        };
+        assert!(h("gzip"));
+        assert!(h("br, gzip;q=0.5"));
+        assert!(!h("gzip;q=0"));
+        assert!(!h("identity"));
+        assert!(h("*"));
     }
 
     #[test]

@@ -273,30 +273,6 @@ fn fetch_listed(port: u16, from: &str, pl: &str, fetched: &Mutex<BTreeSet<String
 
 // -------------------------------------------------------- conformance ---
 
-/// Whether `delta` is `full` unchanged because no segment can be skipped:
-/// removing the first complete segment would leave less than CAN-SKIP-UNTIL
-/// (docs/packager.md: SKIPPED-SEGMENTS is the largest count whose removal
-/// still leaves CAN-SKIP-UNTIL; here that is 0).
-///
-/// hls_check's `check_delta_update` accepts SKIPPED-SEGMENTS anywhere from
-/// "segments that end beyond the Skip Boundary" (here 0) to "segments that
-/// start at or beyond it" (here 1, when the complete segments add up to
-/// exactly CAN-SKIP-UNTIL, e.g. six 2 s segments and a 12 s boundary), but
-/// when the answer has no EXT-X-SKIP at all it demands the upper bound be 0,
-/// so it reports DELTA_REQUIRED for an answer whose skip count, 0, it would
-/// accept as `EXT-X-SKIP:SKIPPED-SEGMENTS=0`. That one violation is not
-/// counted as a failure in exactly this case (and is counted separately).
-fn zero_skip(full: &str, delta: &str) -> bool {
-    let extinf: Vec<f64> =
-        full.lines().filter_map(|l| l.strip_prefix("#EXTINF:")?.split(',').next()?.parse().ok()).collect();
-    let boundary: Option<f64> = full
-        .lines()
-        .find(|l| l.starts_with("#EXT-X-SERVER-CONTROL:"))
-        .and_then(|l| attr(l, "CAN-SKIP-UNTIL")?.parse().ok());
-    let without_first: f64 = extinf.iter().skip(1).sum();
-    delta == full && boundary.is_some_and(|b| without_first < b)
-}
-
 #[derive(Default, Debug)]
 struct FollowStats {
     blocking: usize,
@@ -306,7 +282,6 @@ struct FollowStats {
     hints_fetched: usize,
     objects_fetched: usize,
     held_ms_total: u128,
-    zero_skip_tolerated: usize,
     fulls: Vec<String>,
     deltas_text: Vec<String>,
 }
@@ -356,13 +331,7 @@ fn follow(
             if skipped_segments(&delta) > 0 {
                 s.deltas_skipping += 1;
             }
-            let mut v = check_delta_update(&full, &delta);
-            if zero_skip(&full, &delta) {
-                // See `zero_skip`: the checker's own range admits 0 here.
-                let before = v.len();
-                v.retain(|x| x.rule != hls_check::rules::DELTA_REQUIRED);
-                s.zero_skip_tolerated += before - v.len();
-            }
+            let v = check_delta_update(&full, &delta);
             fails.check(&format!("{what}&_HLS_skip=YES"), v, &delta);
             s.deltas_text.push(delta);
         } else {
@@ -495,7 +464,7 @@ fn live_output_conforms_for_60s() {
         "conformance over {elapsed:.1?}: masters fetched {} (checked {}); non-blocking polls {} (distinct {:?}); \
          blocking video1 {} (mean hold {} ms) / audio2 {} (mean hold {} ms); delta updates {} (with EXT-X-SKIP \
          {}) / {} ({}); rendition sets {}; completed preload hints fetched {}; distinct URIs fetched {} (by \
-         poller {}, followers {} + {}); delta answers without EXT-X-SKIP tolerated (see zero_skip) {} + {}",
+         poller {}, followers {} + {})",
         p.master_fetches,
         p.master_checks,
         p.polls,
@@ -514,8 +483,6 @@ fn live_output_conforms_for_60s() {
         p.objects_fetched,
         v.objects_fetched,
         a.objects_fetched,
-        v.zero_skip_tolerated,
-        a.zero_skip_tolerated,
     );
     fails.assert_none();
     // 60 s of 2 s segments with 5 parts each: about 150 points per rendition.

@@ -345,6 +345,37 @@ fn system_clock_nodes_30_ms_apart_stay_in_lockstep() {
     assert!(metrics.contains("lockstep_healthy 1\n"), "{metrics}");
 }
 
+#[test]
+fn objects_that_differ_from_the_peer_are_unhealthy() {
+    // Two different encoders: the nodes cannot agree on a timeline, so the
+    // same object names carry different bytes (a broken pair).
+    let (mp, bp) = (Ports::free(), Ports::free());
+    let main = start("health-differ-main", mp, &Node { peer_http: bp.http, ..Node::default() });
+    let backup = start("health-differ-backup", bp, &Node { role: "backup", peer_http: mp.http, ..Node::default() });
+    let a = standard_input(&main.dir, "flv", 30);
+    let b = backup.dir.join("other-30s.flv");
+    let args = "-f lavfi -i testsrc=size=320x240:rate=30 -f lavfi -i sine=frequency=880:sample_rate=48000 -t 30 \
+                -c:v libx264 -preset veryfast -pix_fmt yuv420p -g 30 -keyint_min 30 -sc_threshold 0 \
+                -c:a aac -b:a 64k -f flv";
+    make_input(&b, &args.split_whitespace().collect::<Vec<_>>());
+    let _ea = ffmpeg_push(&a, "flv", &main.rtmp_url("app", "stream"));
+    let _eb = ffmpeg_push(&b, "flv", &backup.rtmp_url("app", "stream"));
+    wait_live(&main, "main live");
+    wait_live(&backup, "backup live");
+    let broken =
+        |st: u16, v: &Value| st == 503 && v["streams"][0]["differing"].as_array().is_some_and(|d| !d.is_empty());
+    let (_, v) = wait_health("the backup to find differing objects", bp.http, Duration::from_secs(20), broken);
+    println!("backup: {v}");
+    let r = reasons(&v);
+    assert!(r.iter().any(|x| x.starts_with("lockstep broken on app/stream: ")), "{r:?}");
+    assert_eq!(v["streams"][0]["in_lockstep"], false);
+    let (_, metrics) = backup.get("/metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    let line = metrics.lines().find(|l| l.starts_with("lockstep_lockstep_objects_differing{stream=\"app/stream\"} "));
+    assert!(line.is_some_and(|l| !l.ends_with(" 0")), "{metrics}");
+    assert!(metrics.contains("lockstep_healthy 0\n"), "{metrics}");
+}
+
 // ---------------------------------------- pair helpers (from tests/pair.rs) ---
 
 /// One encoder to both nodes (ffmpeg's tee muxer, onfail=ignore).

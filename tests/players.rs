@@ -109,9 +109,9 @@ fn player_tools() -> PathBuf {
     node.expect("node")
 }
 
-/// Kills a Chromium started by play.mjs (by the PID it reported) if it is
-/// still running when this is dropped: play.mjs kills it itself, unless it
-/// was killed first.
+/// Kills a Chromium started by play.mjs (by the PID it reported, which is
+/// also its process group's id) if it is still running when this is dropped:
+/// play.mjs stops it itself, unless it was killed first.
 struct ChromiumGuard(Arc<Mutex<Option<u32>>>);
 
 impl Drop for ChromiumGuard {
@@ -120,7 +120,8 @@ impl Drop for ChromiumGuard {
         let Some(pid) = pid else { return };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         if String::from_utf8_lossy(&cmdline).contains("chromium") {
-            let _ = Command::new("kill").arg("-KILL").arg(pid.to_string()).status();
+            let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).status();
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
     }
 }

@@ -48,7 +48,7 @@ pub enum Decision {
     /// Our own timeline (TimestampMode as configured).
     Alone,
     /// The peer's: add `offset_90k` to encoder timestamps; cut with `anchor`.
-    Adopt { offset_90k: i64, anchor: Option<Anchor>, peer: PeerStream },
+    Adopt { offset_90k: i64, anchor: Option<Anchor>, peer: Box<PeerStream> },
 }
 
 type Fetch = JoinHandle<Result<Option<PeerStream>, PeerError>>;
@@ -172,8 +172,11 @@ impl Agreement {
                 let src_90k = ts.convert_floor(s.dts, Timescale::MPEG);
                 let offset_90k = peer_dts - src_90k;
                 info!(stream = %self.key, peer = self.client.addr(), offset_90k, "adopted the peer's timeline (matched a keyframe)");
-                let decision =
-                    Decision::Adopt { offset_90k, anchor: peer.anchor.map(Anchor::from), peer: std::mem::take(peer) };
+                let decision = Decision::Adopt {
+                    offset_90k,
+                    anchor: peer.anchor.map(Anchor::from),
+                    peer: Box::new(std::mem::take(peer)),
+                };
                 self.phase = Phase::Done;
                 return Some(decision);
             }

@@ -7,7 +7,8 @@
 // A tiny static HTTP server in this script serves hls.js (from node_modules)
 // and a page that plays the URL; Chromium is started here (so its PID is
 // known: the first line on stderr is `chromium-pid N`, for a caller that must
-// kill it if this script is killed) and driven over CDP by playwright-core.
+// kill it if this script is killed; N is also the id of Chromium's process
+// group) and driven over CDP by playwright-core.
 // No browser is downloaded: Debian's Chromium is used.
 //
 // Report: currentTime samples, hls.js ERROR events (with their fatal flag),
@@ -171,11 +172,16 @@ function startChromium(path, profile) {
         "--remote-debugging-port=0",
         "about:blank",
     ];
-    const child = spawn(path, args, { stdio: ["ignore", "ignore", "pipe"] });
+    // Its own process group (whose id is its PID), so that its renderer and
+    // GPU processes can be killed with it.
+    const child = spawn(path, args, { stdio: ["ignore", "ignore", "pipe"], detached: true });
     process.stderr.write(`chromium-pid ${child.pid}\n`);
     return new Promise((resolve, reject) => {
         let err = "";
-        const timer = setTimeout(() => reject(new Error(`Chromium did not start in 30 s:\n${err}`)), 30000);
+        const timer = setTimeout(() => {
+            killChromium(child);
+            reject(new Error(`Chromium did not start in 30 s:\n${err}`));
+        }, 30000);
         child.once("error", (e) => {
             clearTimeout(timer);
             reject(e);
@@ -196,14 +202,32 @@ function startChromium(path, profile) {
     });
 }
 
+// Kills Chromium's process group (what is left of it).
 function killChromium(child) {
-    if (child && child.exitCode === null && child.signalCode === null) {
-        try {
-            child.kill("SIGKILL");
-        } catch {
-            // Already gone.
-        }
+    if (!child) return;
+    try {
+        process.kill(-child.pid, "SIGKILL");
+    } catch {
+        // No process of the group is left.
     }
+}
+
+// Closes Chromium (gracefully over CDP if possible), waits at most 5 s for it
+// to exit, then kills whatever is left of its process group, so that nothing
+// writes into its profile any more.
+async function stopChromium(child, browser) {
+    if (!child) return;
+    if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        try {
+            const session = await browser.newBrowserCDPSession();
+            await session.send("Browser.close");
+        } catch {
+            killChromium(child);
+        }
+        await Promise.race([exited, sleep(5000)]);
+    }
+    killChromium(child);
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -220,17 +244,17 @@ async function main() {
     let server = null;
     let chrome = null;
     let browser = null;
-    const cleanup = () => {
-        killChromium(chrome && chrome.child);
+    const removeProfile = () => {
         try {
-            rmSync(profile, { recursive: true, force: true });
+            rmSync(profile, { recursive: true, force: true, maxRetries: 3, retryDelay: 100 });
         } catch {
             // Best effort.
         }
     };
     for (const sig of ["SIGTERM", "SIGINT"]) {
         process.on(sig, () => {
-            cleanup();
+            killChromium(chrome && chrome.child);
+            removeProfile();
             process.exit(3);
         });
     }
@@ -263,8 +287,9 @@ async function main() {
         process.stderr.write(`play.mjs: ${e.stack || e}\n`);
         return 2;
     } finally {
+        await stopChromium(chrome && chrome.child, browser);
         if (browser) await browser.close().catch(() => {});
-        cleanup();
+        removeProfile();
         if (server) server.close();
     }
 }

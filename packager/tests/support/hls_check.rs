@@ -2146,9 +2146,10 @@ pub fn check_delta_update(full: &str, delta: &str) -> Vec<Violation> {
         (n_min, n_max)
     });
     let Some((skip_line, n, v2)) = d.skip else {
-        if range.is_some_and(|(_, n_max)| n_max == 0) {
-            // Nothing lies beyond the Skip Boundary: nothing to replace, and
-            // the full Playlist is the answer.
+        if range.is_some_and(|(n_min, _)| n_min == 0) {
+            // Nothing need lie beyond the Skip Boundary (by the reading that
+            // skips the fewest): nothing to replace, and the full Playlist
+            // is the answer.
             let same =
                 |x: &&Line, y: &&Line| x.text == y.text || (x.is_tag("EXT-X-VERSION") && y.is_tag("EXT-X-VERSION"));
             if fl.len() != dl.len() || !fl.iter().zip(&dl).all(|(x, y)| same(x, y)) {
