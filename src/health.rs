@@ -233,10 +233,16 @@ impl Health {
             self.publish();
         });
         let streams = every(STREAMS_INTERVAL, &shutdown, || async {
+            // A peer found unreachable is not asked about objects (each
+            // request would wait for its timeout).
+            let peer_down = {
+                let m = self.measured.lock().unwrap_or_else(|e| e.into_inner());
+                m.peer.as_ref().is_some_and(|p| !p.reachable)
+            };
             let mut streams = Vec::new();
             for key in registry.live_streams() {
                 if let Some(st) = store.stream(&key) {
-                    streams.push(check_stream(&client, &key, &st).await);
+                    streams.push(check_stream(&client, &key, &st, peer_down).await);
                 }
             }
             self.measured.lock().unwrap_or_else(|e| e.into_inner()).streams = streams;
@@ -421,11 +427,16 @@ fn recent_objects(i: &Inner, n: usize) -> Vec<(String, Arc<str>)> {
     }
 }
 
-/// Compare a stream's newest objects with the peer's (HEAD, ETag).
-async fn check_stream(client: &PeerClient, key: &StreamKey, st: &StreamState) -> StreamStatus {
-    let (objects, lockstep_failures) = st.read(|i| (recent_objects(i, OBJECTS_CHECKED), i.peer.lockstep_failures));
-    let mut s =
-        StreamStatus { stream: key.to_string(), checked: objects.len(), lockstep_failures, ..StreamStatus::default() };
+/// Compare a stream's newest objects with the peer's (HEAD, ETag); only
+/// its lockstep failures when `peer_down`.
+async fn check_stream(client: &PeerClient, key: &StreamKey, st: &StreamState, peer_down: bool) -> StreamStatus {
+    let (mut objects, lockstep_failures) = st.read(|i| (recent_objects(i, OBJECTS_CHECKED), i.peer.lockstep_failures));
+    let mut s = StreamStatus { stream: key.to_string(), lockstep_failures, ..StreamStatus::default() };
+    if peer_down {
+        objects.clear();
+        s.error = Some(format!("peer {} unreachable: objects not compared", client.addr()));
+    }
+    s.checked = objects.len();
     let answers: Vec<_> = futures::stream::iter(objects)
         .map(|(name, ours)| async move {
             let theirs = client.head_etag(&format!("/{}/{}/{name}", key.app, key.stream)).await;

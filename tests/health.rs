@@ -231,7 +231,7 @@ fn ntp_offset_is_measured_in_microseconds() {
     let rtt = v["ntp"][0]["round_trip_us"].as_i64().unwrap_or(-1);
     println!("NTP {}: offset {offset} us, round trip {rtt} us", chrony.server());
     assert_eq!(v["ntp"][0]["server"], chrony.server().as_str());
-    assert!(offset.abs() < 10_000, "same host: |offset| {offset} us should be well under 50 ms: {v}");
+    assert!(offset.abs() < 25_000, "same host: |offset| {offset} us should be well under 50 ms: {v}");
     assert!((0..100_000).contains(&rtt), "round trip {rtt} us: {v}");
     assert_eq!(st, 200, "{v}\n{}", s.log_text());
     assert_eq!(v["healthy"], true);
@@ -287,7 +287,7 @@ fn a_skewed_clock_is_unhealthy() {
     let (st, v) = wait_health("the main's peer offset", mp.http, Duration::from_secs(20), measured);
     println!("main: {st} {v}");
     let ntp_us = v["ntp"][0]["offset_us"].as_i64().unwrap_or(i64::MAX);
-    assert!(ntp_us.abs() < 10_000, "{v}");
+    assert!(ntp_us.abs() < 25_000, "{v}");
     let peer_ms = v["peer"]["clock_offset_ms"].as_f64().unwrap_or(0.0);
     assert!((peer_ms - 2000.0).abs() < 100.0, "the backup is 2 s ahead: {peer_ms} ms");
     assert_eq!(st, 503, "{v}");

@@ -4,6 +4,8 @@
 //! killed by its PID when its guard drops (also when a test fails).
 #![allow(dead_code)]
 
+pub mod player;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
