@@ -147,6 +147,29 @@ else
 fi
 
 # ---------------------------------------------------------------------------
+section "CDN test dependency (nginx)"
+
+# tests/failover.rs puts the pair behind a real nginx (conf/cdn/nginx.conf),
+# started as a standalone process on a loopback port.
+if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+    echo "found: $(command -v nginx || echo /usr/sbin/nginx)"
+elif [ "$install" -eq 0 ]; then
+    echo "warning: nginx is missing (not installed: --no-install); tests/failover.rs will fail" >&2
+else
+    echo "missing: nginx - installing"
+    if [ "$EUID" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "error: installing nginx needs root or sudo" >&2
+        exit 1
+    fi
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y nginx-light
+fi
+
+# ---------------------------------------------------------------------------
 section "Clock test dependencies (chrony, libfaketime)"
 
 # tests/health.rs runs chronyd as an NTP server on loopback (it never sets the
