@@ -180,7 +180,7 @@ impl Health {
         });
         let limit = self.pair.as_ref().map(|p| p.max_clock_offset_ms);
         let reasons = match limit {
-            Some(limit) => reasons(limit, &m.ntp, m.peer.as_ref(), &m.streams),
+            Some(limit) => reasons(limit, self.pair.as_ref().map(|p| p.role), &m.ntp, m.peer.as_ref(), &m.streams),
             None => Vec::new(),
         };
         Report {
@@ -274,9 +274,23 @@ where
 }
 
 /// Why this node is unhealthy (empty: healthy).
-fn reasons(limit_ms: u32, ntp: &[NtpStatus], peer: Option<&PeerStatus>, streams: &[StreamStatus]) -> Vec<String> {
+/// Why this node is unhealthy. Only ever one node of a pair takes the blame,
+/// so a CDN always keeps a healthy origin: a node is blamed for its own NTP
+/// offset; without a usable NTP measurement the clock offset to the peer
+/// counts against the backup only (the main's clock is the reference); and
+/// a lockstep break makes the backup unhealthy, not the main, which keeps
+/// serving the timeline the backup was meant to follow.
+fn reasons(
+    limit_ms: u32,
+    role: Option<PairRole>,
+    ntp: &[NtpStatus],
+    peer: Option<&PeerStatus>,
+    streams: &[StreamStatus],
+) -> Vec<String> {
     let mut out = Vec::new();
     let limit = f64::from(limit_ms);
+    let backup = role == Some(PairRole::Backup);
+    let ntp_measured = ntp.iter().any(|n| n.offset_us.is_some());
     for n in ntp {
         if let Some(us) = n.offset_us {
             let ms = us as f64 / 1e3;
@@ -285,12 +299,12 @@ fn reasons(limit_ms: u32, ntp: &[NtpStatus], peer: Option<&PeerStatus>, streams:
             }
         }
     }
-    if let Some((p, ms)) = peer.and_then(|p| Some((p, p.clock_offset_ms?))) {
+    if let Some((p, ms)) = peer.and_then(|p| Some((p, p.clock_offset_ms?))).filter(|_| backup && !ntp_measured) {
         if ms.abs() > limit {
             out.push(format!("clock offset to the peer {} is {ms:.1} ms (limit {limit_ms} ms)", p.addr));
         }
     }
-    for s in streams {
+    for s in streams.iter().filter(|_| backup) {
         if !s.differing.is_empty() {
             let mut names = s.differing.iter().take(NAMES_IN_REASON).cloned().collect::<Vec<_>>().join(", ");
             if s.differing.len() > NAMES_IN_REASON {
@@ -504,19 +518,21 @@ mod tests {
     }
 
     #[test]
-    fn reasons_name_what_is_wrong() {
-        assert!(reasons(50, &[ntp("a:123", -49_999), ntp("b:123", 50_000)], Some(&peer(Some(-50.0))), &[]).is_empty());
-        let r = reasons(50, &[ntp("127.0.0.1:123", 812_345)], Some(&peer(Some(-2000.4))), &[]);
-        assert_eq!(
-            r,
-            [
-                "clock offset to NTP 127.0.0.1:123 is 812.3 ms (limit 50 ms)",
-                "clock offset to the peer 127.0.0.1:8080 is -2000.4 ms (limit 50 ms)"
-            ]
-        );
+    fn reasons_name_what_is_wrong_and_blame_one_node() {
+        let (main, backup) = (Some(PairRole::Main), Some(PairRole::Backup));
+        let within = [ntp("a:123", -49_999), ntp("b:123", 50_000)];
+        assert!(reasons(50, backup, &within, Some(&peer(Some(-50.0))), &[]).is_empty());
+        // A node's own NTP offset always counts; with NTP measured, the peer
+        // offset does not (the peer blames itself).
+        let r = reasons(50, main, &[ntp("127.0.0.1:123", 812_345)], Some(&peer(Some(-2000.4))), &[]);
+        assert_eq!(r, ["clock offset to NTP 127.0.0.1:123 is 812.3 ms (limit 50 ms)"]);
+        // Without NTP, the peer offset counts against the backup only.
+        let r = reasons(50, backup, &[], Some(&peer(Some(-2000.4))), &[]);
+        assert_eq!(r, ["clock offset to the peer 127.0.0.1:8080 is -2000.4 ms (limit 50 ms)"]);
+        assert!(reasons(50, main, &[], Some(&peer(Some(2000.4))), &[]).is_empty());
         // Unreachable servers and peers are reported, not unhealthy.
         let down = NtpStatus { server: "x:123".into(), offset_us: None, round_trip_us: None, error: Some("t".into()) };
-        assert!(reasons(50, &[down], Some(&peer(None)), &[]).is_empty());
+        assert!(reasons(50, backup, &[down], Some(&peer(None)), &[]).is_empty());
         let s = StreamStatus {
             stream: "app/s".into(),
             checked: 16,
@@ -524,7 +540,9 @@ mod tests {
             lockstep_failures: 2,
             ..StreamStatus::default()
         };
-        let r = reasons(50, &[], None, &[s]);
+        // A lockstep break makes the backup unhealthy, not the main.
+        assert!(reasons(50, main, &[], None, std::slice::from_ref(&s)).is_empty());
+        let r = reasons(50, backup, &[], None, &[s]);
         assert_eq!(r.len(), 2, "{r:?}");
         assert_eq!(
             r[0],
@@ -600,7 +618,8 @@ mod tests {
         h.publish();
         let r = h.report();
         assert!(!r.healthy);
-        assert_eq!(r.reasons.len(), 2, "{:?}", r.reasons);
+        // The own NTP offset; the peer offset is not blamed when NTP is measured.
+        assert_eq!(r.reasons.len(), 1, "{:?}", r.reasons);
         let json = serde_json::to_value(&r).unwrap_or_default();
         assert_eq!(json["ntp"][0]["offset_us"], -2_000_123);
         assert_eq!(json["peer"]["clock_offset_ms"], -1999.5);
@@ -611,7 +630,7 @@ mod tests {
             "lockstep_ntp_offset_seconds{server=\"127.0.0.1:123\"} -2.000123\n",
             "lockstep_peer_clock_offset_seconds -1.9995\n",
             "lockstep_peer_reachable 1\n",
-            "lockstep_lockstep_objects_differing{stream=\"app/s\"} 0\n",
+            "lockstep_pair_objects_differing{stream=\"app/s\"} 0\n",
         ] {
             assert!(text.contains(line), "{line:?} not in\n{text}");
         }

@@ -473,7 +473,7 @@ fn render_health(out: &mut Exposition, h: &HealthGauges) {
         out.sample("lockstep_peer_reachable", &[], u64::from(v));
     }
     if !h.objects_differing.is_empty() {
-        let name = "lockstep_lockstep_objects_differing";
+        let name = "lockstep_pair_objects_differing";
         out.header(name, "gauge", "Recent media objects of a live stream whose hash differs on the peer.");
         for (stream, n) in &h.objects_differing {
             out.sample(name, &[("stream", stream)], *n);

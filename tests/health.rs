@@ -276,7 +276,8 @@ fn a_skewed_clock_is_unhealthy() {
     let r = reasons(&v);
     let ntp_reason = format!("clock offset to NTP {} is -", chrony.server());
     assert!(r.iter().any(|x| x.starts_with(&ntp_reason) && x.ends_with("ms (limit 50 ms)")), "{r:?}");
-    assert!(r.iter().any(|x| x.starts_with(&format!("clock offset to the peer 127.0.0.1:{} is -", mp.http))), "{r:?}");
+    // With its own NTP measured, the peer offset is reported but not blamed.
+    assert_eq!(r.len(), 1, "{r:?}");
     let (_, metrics) = backup.get("/metrics");
     let metrics = String::from_utf8_lossy(&metrics);
     assert!(metrics.contains("lockstep_healthy 0\n"), "{metrics}");
@@ -290,9 +291,10 @@ fn a_skewed_clock_is_unhealthy() {
     assert!(ntp_us.abs() < 25_000, "{v}");
     let peer_ms = v["peer"]["clock_offset_ms"].as_f64().unwrap_or(0.0);
     assert!((peer_ms - 2000.0).abs() < 100.0, "the backup is 2 s ahead: {peer_ms} ms");
-    assert_eq!(st, 503, "{v}");
-    let r = reasons(&v);
-    assert!(r.len() == 1 && r[0].starts_with("clock offset to the peer"), "{r:?}\n{}", main.log_text());
+    // Only the node whose clock is wrong is unhealthy: the CDN keeps the
+    // main.
+    assert_eq!(st, 200, "{v}\n{}", main.log_text());
+    assert!(reasons(&v).is_empty(), "{v}");
 }
 
 #[test]
@@ -341,7 +343,7 @@ fn system_clock_nodes_30_ms_apart_stay_in_lockstep() {
     assert_eq!(v["streams"][0]["differing"].as_array().map(Vec::len), Some(0), "{v}");
     let (_, metrics) = backup.get("/metrics");
     let metrics = String::from_utf8_lossy(&metrics);
-    assert!(metrics.contains("lockstep_lockstep_objects_differing{stream=\"app/stream\"} 0\n"), "{metrics}");
+    assert!(metrics.contains("lockstep_pair_objects_differing{stream=\"app/stream\"} 0\n"), "{metrics}");
     assert!(metrics.contains("lockstep_healthy 1\n"), "{metrics}");
 }
 
@@ -371,7 +373,7 @@ fn objects_that_differ_from_the_peer_are_unhealthy() {
     assert_eq!(v["streams"][0]["in_lockstep"], false);
     let (_, metrics) = backup.get("/metrics");
     let metrics = String::from_utf8_lossy(&metrics);
-    let line = metrics.lines().find(|l| l.starts_with("lockstep_lockstep_objects_differing{stream=\"app/stream\"} "));
+    let line = metrics.lines().find(|l| l.starts_with("lockstep_pair_objects_differing{stream=\"app/stream\"} "));
     assert!(line.is_some_and(|l| !l.ends_with(" 0")), "{metrics}");
     assert!(metrics.contains("lockstep_healthy 0\n"), "{metrics}");
 }
