@@ -242,6 +242,9 @@ async fn object(
     let Some(stream_state) = st.store.stream(&key) else {
         return with_cors(plain(StatusCode::NOT_FOUND, "max-age=1"), &cors);
     };
+    if name.ends_with(".m3u8") && stream_state.read(|i| i.backfilling) {
+        return with_cors(plain(StatusCode::NOT_FOUND, "max-age=1"), &cors);
+    }
     let info = stream_state.read(|i| i.info.clone());
     let td = info.target_duration_s.max(1);
     let hold_limit = Duration::from_secs(3 * u64::from(td));

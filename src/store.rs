@@ -109,6 +109,10 @@ pub struct Inner {
     pub peer: crate::peer::PeerStream,
     /// The stream ended: everything answers 404.
     pub ended: bool,
+    /// Pair: this node adopted its peer's timeline and has not finished
+    /// backfilling the window; its playlists answer 404 meanwhile (a CDN
+    /// asks the peer), as they would differ from the peer's.
+    pub backfilling: bool,
 }
 
 /// One live stream's published state.

@@ -491,8 +491,11 @@ pub struct Difference {
     /// The request path and query, the same on both nodes.
     pub path: String,
     /// A line diff for playlists; sizes, first differing offset and hashes
-    /// for binary objects.
+    /// for binary objects (of the first differing pair of this URL).
     pub detail: String,
+    /// Further differing pairs of the same URL (a live playlist that keeps
+    /// differing as it moves on).
+    pub repeats: u64,
 }
 
 /// Everything counted while verifying.
@@ -548,8 +551,10 @@ impl Summary {
             }
             Some(detail) => {
                 self.tally(kind).differing += 1;
-                if self.differences.len() < MAX_KEPT {
-                    self.differences.push(Difference { kind, path: path.to_string(), detail });
+                if let Some(d) = self.differences.iter_mut().find(|d| d.kind == kind && d.path == path) {
+                    d.repeats += 1;
+                } else if self.differences.len() < MAX_KEPT {
+                    self.differences.push(Difference { kind, path: path.to_string(), detail, repeats: 0 });
                 }
                 false
             }
@@ -631,6 +636,9 @@ impl Summary {
             let _ = writeln!(s, "\nfirst {n} of {} differences:", t.differing);
             for d in &self.differences[..n] {
                 let _ = writeln!(s, "\n[{}] {}", d.kind.name(), d.path);
+                if d.repeats > 0 {
+                    let _ = writeln!(s, "  ({} more differing versions of this URL; the first is shown)", d.repeats);
+                }
                 s.push_str(&d.detail);
             }
         }
@@ -1273,6 +1281,17 @@ video1_897621882.m4s
         assert!(!r.contains("[init]"), "only the first 2 are shown: {r}");
         assert!(s.render(5).contains("but the ETags differ"), "identical bytes with different ETags differ");
         assert!(r.contains("FAIL: 3 objects differ"), "{r}");
+
+        // A URL that keeps differing is shown once, with a count.
+        let mut s = Summary::default();
+        for v in [b"1", b"2", b"3"] {
+            s.compare(Kind::PlaylistLive, "/app/s/ts.m3u8", &body(b"0", "a"), &body(v, "b"));
+        }
+        assert_eq!(s.total().differing, 3);
+        assert_eq!(s.differences.len(), 1);
+        let r = s.render(5);
+        assert!(r.contains("first 1 of 3 differences:"), "{r}");
+        assert!(r.contains("(2 more differing versions of this URL; the first is shown)"), "{r}");
 
         let mut s = Summary::default();
         s.compare(Kind::Master, "/m", &body(b"x", "e"), &body(b"x", "e"));

@@ -779,7 +779,12 @@ fn http_semantics() {
             assert_eq!(header(&h, "content-range"), Some(format!("bytes {start}-{end}/{len}").as_str()), "{spec}");
             assert_eq!(b, &full[start..=end], "{uri} {spec}: bytes");
         }
-        for spec in [format!("bytes={len}-"), "bytes=5-2".to_string()] {
+        // An invalid range (first > last) is ignored: the whole object
+        // (RFC 9110 14.1.1, 14.2).
+        let (st, _, b) = req("GET", uri, &[("Range", "bytes=5-2")]);
+        assert_eq!(st, 200, "{uri} bytes=5-2");
+        assert_eq!(b, &full[..], "{uri} bytes=5-2: the whole object");
+        for spec in [format!("bytes={len}-")] {
             let (st, h, b) = req("GET", uri, &[("Range", &spec)]);
             assert_eq!(st, 416, "{uri} {spec}");
             assert_eq!(header(&h, "content-range"), Some(format!("bytes */{len}").as_str()), "{spec}");

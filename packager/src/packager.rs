@@ -555,6 +555,19 @@ impl Packager {
         }
     }
 
+    /// The first retained segment of the driving LL-HLS rendition and of the
+    /// classic HLS output (None while an output has published no segment).
+    pub fn first_segments(&self) -> (Option<u64>, Option<u64>) {
+        let ll = self.ll.as_ref().and_then(|ll| ll.renditions.first()?.history.entries.front().map(|e| e.msn));
+        let hls = self.hls.as_ref().and_then(|h| h.history.entries.front().map(|e| e.msn));
+        (ll, hls)
+    }
+
+    /// Whether the classic HLS output is off or has published a segment.
+    pub fn hls_started(&self) -> bool {
+        self.hls.as_ref().is_none_or(|h| !h.history.entries.is_empty())
+    }
+
     /// Take a peer's history of the segments before this packager's own
     /// first segment (a node that joined late backfills its window), so that
     /// its playlists equal the peer's. Entries at or after this packager's

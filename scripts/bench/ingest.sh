@@ -54,6 +54,8 @@ for n in $STREAMS; do
     done
     t1=$(date +%s.%N)
     rss_l=$(rss_kib "$LOCKSTEP_PID"); rss_n=$(rss_kib $ngx_pids)
+    # nginx-rtmp keeps its HLS files in tmpfs (page cache, not its RSS): count them too.
+    shm=$(du -sk /dev/shm/lockstep-bench-hls | cut -f1); rss_n=$((rss_n + shm))
     # Health: every push still running, every stream served by both.
     alive=0; for p in "${pushers[@]}"; do kill -0 "$p" 2>/dev/null && alive=$((alive + 1)); done
     ok_l=0; ok_n=0
@@ -82,6 +84,6 @@ echo
 echo "Ingest: CPU seconds per stream-minute (utime+stime of the server process(es) over ${WINDOW}s of steady state),"
 echo "RSS; Lockstep = LL-HLS + HLS, nginx-rtmp = HLS; same N ffmpeg -c copy pushes into each, concurrently."
 echo
-echo "| N | Lockstep CPU s / stream-min | nginx-rtmp CPU s / stream-min | ratio L/N, median of $SUB sub-windows (each) | Lockstep RSS MiB | nginx RSS MiB | Lockstep MiB / stream | nginx MiB / stream | health: Lockstep streams, nginx streams, pushes alive, Lockstep WARN lines |"
+echo "| N | Lockstep CPU s / stream-min | nginx-rtmp CPU s / stream-min | ratio L/N, median of $SUB sub-windows (each) | Lockstep RSS MiB | nginx RSS + tmpfs files MiB | Lockstep MiB / stream | nginx MiB / stream (incl. files) | health: Lockstep streams, nginx streams, pushes alive, Lockstep WARN lines |"
 echo "|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}"

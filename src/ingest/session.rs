@@ -176,8 +176,11 @@ pub(super) async fn run(ctx: SessionContext, mut rx: mpsc::Receiver<Vec<DemuxEve
             }
         };
         let got = tokio::select! {
-            r = next => r,
+            // An end requested by the server (DELETE, shutdown) wins over the
+            // disconnect it causes.
+            biased;
             () = ctx.ended.cancelled() => break EndReason::Ended,
+            r = next => r,
             ev = state.peer_event() => {
                 match ev {
                     PeerEvent::Agreement(answer) => {
@@ -192,6 +195,7 @@ pub(super) async fn run(ctx: SessionContext, mut rx: mpsc::Receiver<Vec<DemuxEve
         };
         match got {
             Err(ms) => break EndReason::Silence(ms),
+            Ok(None) if ctx.ended.is_cancelled() => break EndReason::Ended,
             Ok(None) => break EndReason::Disconnected,
             Ok(Some(events)) => {
                 if let Err(why) = state.handle(&ctx, events) {
@@ -369,51 +373,82 @@ impl State {
         let (Some((client, _)), Some(p), Some(st)) = (&ctx.pair, &mut self.packager, &self.published) else { return };
         let peer = match answer {
             Ok(Some(peer)) => peer,
-            Ok(None) => return warn!(stream = %ctx.key, "backfill: the peer no longer has this stream"),
-            Err(e) => return warn!(stream = %ctx.key, reason = %e, "backfill: peer unreachable"),
+            Ok(None) => {
+                st.update(|i| i.backfilling = false);
+                return warn!(stream = %ctx.key, "backfill: the peer no longer has this stream");
+            }
+            Err(e) => {
+                st.update(|i| i.backfilling = false);
+                return warn!(stream = %ctx.key, reason = %e, "backfill: peer unreachable");
+            }
         };
+        // Our own first segments, before the peer's older ones go in front.
+        let (own_ll, own_hls) = p.first_segments();
         let history = ExportedHistory::from(&peer.history);
         let n = p.import_history(&history);
-        rerender(p, st);
-        info!(stream = %ctx.key, peer = client.addr(), segments = n, "backfilled the playlist window from the peer");
-        // Objects of the imported segments come from the peer; our own first
-        // segment is compared with the peer's (a lockstep check).
         let mine = p.export_history();
         let labels = p.renditions();
+        let can_skip = p.llhls_params().is_some_and(|x| x.can_skip_until_ms.is_some());
+        // Playlists as of every imported point (blocking requests may name
+        // them), objects to fetch, and our own first segment to check.
+        let mut points = Vec::new();
         let mut fetch = Vec::new();
         let mut check = Vec::new();
         for (track, entries) in &mine.llhls {
             let Some((_, label)) = labels.iter().find(|(t, _)| t == track) else { continue };
-            let Some(ours) = history.llhls.iter().find(|(t, _)| t == track).map(|(_, e)| e) else { continue };
-            let first_own = entries.iter().map(|e| e.msn).find(|m| !ours.iter().any(|o| o.msn == *m)).unwrap_or(0);
             for e in entries {
-                let names = std::iter::once(playlist::segment_name(label, e.msn)).chain(
-                    (0..e.parts.len() as u32)
-                        .filter(|k| !e.parts[*k as usize].gap)
-                        .map(|k| playlist::part_name(label, e.msn, k)),
-                );
-                if e.msn < first_own {
+                let names: Vec<String> = std::iter::once(playlist::segment_name(label, e.msn))
+                    .chain(
+                        (0..e.parts.len() as u32)
+                            .filter(|k| !e.parts[*k as usize].gap)
+                            .map(|k| playlist::part_name(label, e.msn, k)),
+                    )
+                    .collect();
+                if own_ll.is_some_and(|first| e.msn < first) {
                     fetch.extend(names);
-                } else if e.msn == first_own && e.complete {
+                    for k in 0..e.parts.len() as u32 {
+                        let pt = Point { msn: e.msn, part: k };
+                        let full = p.render_llhls_playlist(*track, pt, false).map(|t| Obj::new(Bytes::from(t)));
+                        let delta = if can_skip {
+                            p.render_llhls_playlist(*track, pt, true).map(|t| Obj::new(Bytes::from(t)))
+                        } else {
+                            None
+                        };
+                        if let Some(full) = full {
+                            let last = (k as usize + 1 == e.parts.len() && e.complete).then_some(e.msn);
+                            points.push((label.clone(), pt, full, delta, last));
+                        }
+                    }
+                } else if own_ll == Some(e.msn) && e.complete {
                     check.extend(names);
                 }
             }
         }
-        let first_hls = mine.hls.iter().map(|e| e.msn).find(|m| !history.hls.iter().any(|o| o.msn == *m));
         for e in &mine.hls {
-            if first_hls.is_some_and(|f| e.msn < f) {
+            if own_hls.is_some_and(|first| e.msn < first) {
                 fetch.push(playlist::ts_segment_name(e.msn));
             }
         }
+        st.update(|i| {
+            for (label, pt, full, delta, last) in points {
+                let r = i.renditions.entry(label).or_default();
+                r.playlists.insert(pt, (full, delta));
+                if let Some(msn) = last {
+                    r.last_part_of.insert(msn, pt.part);
+                }
+            }
+        });
+        rerender(p, st);
+        info!(stream = %ctx.key, peer = client.addr(), segments = n, "backfilled the playlist window from the peer");
         let (client, key, st) = (client.clone(), ctx.key.clone(), st.clone());
         tokio::spawn(async move {
             let mut got = 0usize;
-            for name in fetch {
-                if st.read(|i| i.objects.contains_key(&name)) {
+            for name in &fetch {
+                if st.read(|i| i.objects.contains_key(name)) {
                     continue;
                 }
                 if let Ok((200, body)) = client.get(&format!("/{}/{}/{name}", key.app, key.stream)).await {
-                    st.update(|i| i.objects.insert(name, Obj::new(Bytes::from(body))));
+                    st.update(|i| i.objects.insert(name.clone(), Obj::new(Bytes::from(body))));
                     got += 1;
                 }
             }
@@ -427,8 +462,11 @@ impl State {
                     }
                 }
             }
-            st.update(|i| i.peer.lockstep_failures += differ as u64);
-            info!(stream = %key, fetched = got, checked = check.len(), differ, "backfill objects done");
+            st.update(|i| {
+                i.peer.lockstep_failures += differ as u64;
+                i.backfilling = false;
+            });
+            info!(stream = %key, fetched = got, of = fetch.len(), checked = check.len(), differ, "backfill done; serving playlists");
         });
     }
 
@@ -550,7 +588,7 @@ impl State {
                 i.peer = PeerStream { lockstep_failures: failures, ..peer };
             });
         }
-        if published && matches!(self.backfill, Backfill::Due) {
+        if published && matches!(self.backfill, Backfill::Due) && p.hls_started() {
             let (c, app, stream) = (client.clone(), ctx.key.app.clone(), ctx.key.stream.clone());
             self.backfill = Backfill::Fetching(tokio::spawn(async move { c.stream_state(&app, &stream).await }));
         }
@@ -584,7 +622,11 @@ impl State {
         let info = p
             .llhls_params()
             .map(|x| StreamInfo { target_duration_s: x.target_duration_s, part_target_ms: x.part_target_ms });
-        st.update(|i| i.info = info.unwrap_or_default());
+        let backfilling = self.joined.is_some();
+        st.update(|i| {
+            i.info = info.unwrap_or_default();
+            i.backfilling = backfilling;
+        });
         for s in std::mem::take(&mut self.pending) {
             p.push(s).map_err(|e| e.to_string())?;
         }

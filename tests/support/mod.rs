@@ -113,8 +113,20 @@ pub struct Ports {
 }
 
 impl Ports {
+    /// Four distinct free ports: every socket is held until all are chosen.
     pub fn free() -> Ports {
-        Ports { rtmp: free_tcp_port(), srt: free_udp_port(), mpegts: free_udp_port(), http: free_tcp_port() }
+        let tcp = || TcpListener::bind("127.0.0.1:0").expect("free TCP port");
+        let udp = || UdpSocket::bind("127.0.0.1:0").expect("free UDP port");
+        let (t1, t2, u1, u2) = (tcp(), tcp(), udp(), udp());
+        let tp = |l: &TcpListener| l.local_addr().map(|a| a.port()).expect("port");
+        let up = |s: &UdpSocket| s.local_addr().map(|a| a.port()).expect("port");
+        let ports = Ports { rtmp: tp(&t1), srt: up(&u1), mpegts: up(&u2), http: tp(&t2) };
+        // A UDP port may equal a TCP one; listeners are per protocol, but the
+        // configuration wants distinct numbers: retry in that rare case.
+        if [ports.srt, ports.mpegts].iter().any(|p| *p == ports.rtmp || *p == ports.http) {
+            return Ports::free();
+        }
+        ports
     }
 }
 

@@ -273,8 +273,9 @@ struct StreamShared {
     sends: Mutex<HashMap<u32, Instant>>,
     /// Point → completing-frame send time (from the prober's part).
     completing: Mutex<HashMap<Point, Instant>>,
-    /// Prober samples in the window: (point, request sent, part arrival, playlist arrival, part end ms).
-    probe: Mutex<Vec<(Point, Instant, Option<Instant>, Option<Instant>, Option<u64>)>>,
+    /// Prober samples in the window: (point, request sent, part arrival, playlist arrival, part end ms,
+    /// the part closes its segment).
+    probe: Mutex<Vec<(Point, Instant, Option<Instant>, Option<Instant>, Option<u64>, bool)>>,
     /// Held samples in the window: (point, request sent, response head arrival).
     held: Mutex<Vec<(Point, Instant, Instant)>>,
     max_lag_us: AtomicU64,
@@ -575,6 +576,7 @@ async fn prober(g: Arc<Global>, idx: usize, stop: Instant) {
         } else {
             g.error(format!("hinted part {}", rb.status));
         }
+        let next = if ra.status == 200 { parse_hint(&ra.body) } else { None };
         if g.in_window(sent) {
             sh.probe.lock().unwrap().push((
                 hint,
@@ -582,9 +584,9 @@ async fn prober(g: Arc<Global>, idx: usize, stop: Instant) {
                 (rb.status == 200).then_some(rb.head_at),
                 (ra.status == 200).then_some(ra.head_at),
                 end_ms,
+                next.is_some_and(|n| n.0 != hint.0),
             ));
         }
-        let next = if ra.status == 200 { parse_hint(&ra.body) } else { None };
         if ra.status != 200 {
             g.error(format!("blocking playlist {}", ra.status));
         }
@@ -646,6 +648,14 @@ async fn held(g: Arc<Global>, idx: usize, stop: Instant, sem: Arc<Semaphore>) {
 fn rss_kb(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// utime + stime of a process, in clock ticks.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = s.rsplit_once(") ")?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -778,10 +788,14 @@ async fn run(args: Args) -> Res<()> {
     *g.window_start.lock().unwrap() = Some(ws);
     *g.window_end.lock().unwrap() = Some(we);
     log(format!("measuring for {:.0} s", args.duration));
-    tokio::time::sleep_until((we + Duration::from_millis(1500)).into()).await;
+    let cpu0 = args.server_pid.and_then(cpu_ticks);
+    tokio::time::sleep_until(we.into()).await;
+    let cpu1 = args.server_pid.and_then(cpu_ticks);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // ---- results
     let mut part_lat = Vec::new();
+    let (mut part_lat_seg, mut part_lat_mid) = (Vec::new(), Vec::new());
     let mut pl_lat = Vec::new();
     let mut held_lat = Vec::new();
     let mut spread = Vec::new();
@@ -795,7 +809,7 @@ async fn run(args: Args) -> Res<()> {
         let heldv = sh.held.lock().unwrap().clone();
         // First arrival of each point, over every response for it.
         let mut first: HashMap<Point, Instant> = HashMap::new();
-        for (p, _, a, b, _) in &probe {
+        for (p, _, a, b, _, _) in &probe {
             for t in [a, b].into_iter().flatten() {
                 first.entry(*p).and_modify(|x| *x = (*x).min(*t)).or_insert(*t);
             }
@@ -804,7 +818,7 @@ async fn run(args: Args) -> Res<()> {
             first.entry(*p).and_modify(|x| *x = (*x).min(*t)).or_insert(*t);
         }
         let mut mine = Vec::new();
-        for (p, sent, a, b, _) in &probe {
+        for (p, sent, a, b, _, closes) in &probe {
             let Some(c) = completing.get(p) else {
                 unknown += 1;
                 continue;
@@ -816,6 +830,11 @@ async fn run(args: Args) -> Res<()> {
             if let Some(a) = a {
                 part_lat.push(ms(*a - *c));
                 mine.push(ms(*a - *c));
+                if *closes {
+                    part_lat_seg.push(ms(*a - *c));
+                } else {
+                    part_lat_mid.push(ms(*a - *c));
+                }
             }
             if let Some(b) = b {
                 pl_lat.push(ms(*b - *c));
@@ -836,7 +855,7 @@ async fn run(args: Args) -> Res<()> {
             }
         }
         // Real-time check: media time covered by the parts seen in the window vs wall time.
-        let ends: Vec<(Instant, u64)> = probe.iter().filter_map(|(_, _, a, _, e)| Some(((*a)?, (*e)?))).collect();
+        let ends: Vec<(Instant, u64)> = probe.iter().filter_map(|(_, _, a, _, e, _)| Some(((*a)?, (*e)?))).collect();
         if let (Some(f), Some(l)) = (ends.first(), ends.last()) {
             let wall = (l.0 - f.0).as_secs_f64();
             if wall > 0.0 {
@@ -857,6 +876,8 @@ async fn run(args: Args) -> Res<()> {
     println!("| {:<58} | {:>7} | {:>8} | {:>8} | {:>8} |", "latency (ms)", "n", "p50", "p99", "max");
     println!("|{}|{}|{}|{}|{}|", "-".repeat(60), "-".repeat(9), "-".repeat(10), "-".repeat(10), "-".repeat(10));
     row("ingest→available: hinted-part response (completing frame sent → head)", &mut part_lat);
+    row("  of which parts inside a segment", &mut part_lat_mid);
+    row("  of which last parts (their frame also closes segment + TS segment)", &mut part_lat_seg);
     row("ingest→available: blocking playlist response (same origin)", &mut pl_lat);
     if total_held > 0 {
         row("held blocking playlist: completing frame sent → head", &mut held_lat);
@@ -907,6 +928,19 @@ async fn run(args: Args) -> Res<()> {
                 (held_kb - idle_kb) / total_held as f64
             );
         }
+    }
+    if let (Some(a), Some(b)) = (cpu0, cpu1) {
+        // CLK_TCK is 100 on Linux.
+        let cpu_s = (b - a) as f64 / 100.0;
+        let responses: usize = g.streams.iter().map(|s| s.held.lock().unwrap().len() + 2 * s.probe.lock().unwrap().len()).sum();
+        println!(
+            "server CPU in the window: {:.2} s ({:.0} % of one core); responses {} ({:.0}/s); {:.1} µs of server CPU per response (ingest included)",
+            cpu_s,
+            cpu_s / args.duration * 100.0,
+            responses,
+            responses as f64 / args.duration,
+            cpu_s * 1e6 / responses.max(1) as f64
+        );
     }
     // Machine-readable summary line for the scripts.
     println!(
