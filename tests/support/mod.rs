@@ -123,9 +123,18 @@ impl Ports {
         let ports = Ports { rtmp: tp(&t1), srt: up(&u1), mpegts: up(&u2), http: tp(&t2) };
         // A UDP port may equal a TCP one; listeners are per protocol, but the
         // configuration wants distinct numbers: retry in that rare case.
-        if [ports.srt, ports.mpegts].iter().any(|p| *p == ports.rtmp || *p == ports.http) {
+        // Ports handed out earlier in this test process are not reused (two
+        // servers of one test pick their ports before either binds).
+        static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        let all = [ports.rtmp, ports.srt, ports.mpegts, ports.http];
+        if [ports.srt, ports.mpegts].iter().any(|p| *p == ports.rtmp || *p == ports.http)
+            || all.iter().any(|p| given.contains(p))
+        {
+            drop(given);
             return Ports::free();
         }
+        given.extend(all);
         ports
     }
 }
