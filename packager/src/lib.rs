@@ -25,6 +25,7 @@
 //!             Output::Object(obj) => { /* store obj.bytes under obj.name */ }
 //!             Output::Retire(name) => { /* delete name from the store */ }
 //!             Output::Event(e) => { /* log and count */ }
+//!             Output::Published { track, point, .. } => { /* wake requests held for this point */ }
 //!         }
 //!     }
 //! }
