@@ -83,6 +83,15 @@
 //!    context; the packager drops samples it cannot place and says so with an
 //!    [`Event`].
 //!
+//! ## Pairs
+//!
+//! A node that joins a stream its peer already serves passes the peer's
+//! [`Anchor`] (grid phase and numbering base, [`Packager::anchor`]) with
+//! [`grid::Start::Joined`], and after its first publication takes the peer's
+//! playlist history of the window ([`Packager::export_history`],
+//! [`Packager::import_history`]); from then on its playlists, too, equal the
+//! peer's at every point.
+//!
 //! ## Names
 //!
 //! For a track labelled `video1` (kind and track id): `llhls.m3u8` (master),
