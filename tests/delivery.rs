@@ -784,12 +784,11 @@ fn http_semantics() {
         let (st, _, b) = req("GET", uri, &[("Range", "bytes=5-2")]);
         assert_eq!(st, 200, "{uri} bytes=5-2");
         assert_eq!(b, &full[..], "{uri} bytes=5-2: the whole object");
-        for spec in [format!("bytes={len}-")] {
-            let (st, h, b) = req("GET", uri, &[("Range", &spec)]);
-            assert_eq!(st, 416, "{uri} {spec}");
-            assert_eq!(header(&h, "content-range"), Some(format!("bytes */{len}").as_str()), "{spec}");
-            assert!(b.is_empty());
-        }
+        let spec = format!("bytes={len}-");
+        let (st, h, b) = req("GET", uri, &[("Range", &spec)]);
+        assert_eq!(st, 416, "{uri} {spec}");
+        assert_eq!(header(&h, "content-range"), Some(format!("bytes */{len}").as_str()), "{spec}");
+        assert!(b.is_empty());
     }
 
     // ---- gzip.

@@ -146,3 +146,64 @@ fn cdn_fails_over_to_the_backup_when_the_main_dies() {
     let advanced = played.num("advanced");
     assert!(advanced >= f64::from(PLAY_SECONDS) - 8.0, "hls.js played only {advanced} s across the failover: {detail}");
 }
+
+#[test]
+fn cdn_serves_from_the_backup_when_only_the_mains_input_goes_silent() {
+    let (mp, bp) = (Ports::free(), Ports::free());
+    // PacketSilenceTimeoutMs 1500 (the harness's AppXml sets it per test).
+    let xml = |me: Ports, peer: Ports, role: &str| {
+        pair_xml(me, peer, role).replace(
+            "<PacketSilenceTimeoutMs>3000</PacketSilenceTimeoutMs>",
+            "<PacketSilenceTimeoutMs>1500</PacketSilenceTimeoutMs>",
+        )
+    };
+    let main = Server::start_xml("silence-main", mp, &xml(mp, bp, "main"));
+    let backup = Server::start_xml("silence-backup", bp, &xml(bp, mp, "backup"));
+    let dir = backup.dir.clone();
+    let input = standard_input(&dir, "flv", 90);
+    // Separate encoder connections, so that only the main's goes silent.
+    let feed = |url: String| {
+        Proc::spawn(
+            "ffmpeg (feed)",
+            Command::new("ffmpeg")
+                .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i"])
+                .arg(&input)
+                .args(["-c", "copy", "-f", "flv", &url])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+    };
+    let main_feed = feed(main.rtmp_url("app", "stream"));
+    let _backup_feed = feed(backup.rtmp_url("app", "stream"));
+    let cdn_port = free_tcp_port();
+    let _cdn = start_cdn(&dir, mp.http, bp.http, cdn_port);
+    for (s, what) in [(&main, "main"), (&backup, "backup")] {
+        wait_for(&format!("{what}: live"), Duration::from_secs(20), || {
+            (s.get("/app/stream/video1.m3u8").0 == 200).then_some(())
+        });
+    }
+    let pid = main_feed.pid().to_string();
+    let _ = Command::new("kill").args(["-STOP", &pid]).status();
+    let stopped = Instant::now();
+    // Through the CDN the stream never stops answering; within the silence
+    // timeout (plus a poll) the answers come from the backup.
+    // nginx logs every upstream it tried: `upstream=MAIN, BACKUP` on a
+    // failover.
+    let backup_addr = format!("127.0.0.1:{}", bp.http);
+    let mut first_from_backup = None;
+    while stopped.elapsed() < Duration::from_secs(6) {
+        let (st, _) = http_get(cdn_port, "/app/stream/video1.m3u8");
+        assert_eq!(st, 200, "the CDN answered {st} at {:?} after the main's input stopped", stopped.elapsed());
+        let log = std::fs::read_to_string(dir.join("cdn/access.log")).unwrap_or_default();
+        let from_backup = |l: &str| l.split("upstream=").nth(1).is_some_and(|u| u.contains(&backup_addr));
+        if first_from_backup.is_none() && log.lines().rev().take(3).any(from_backup) {
+            first_from_backup = Some(stopped.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill").args(["-CONT", &pid]).status();
+    let at = first_from_backup.expect("the CDN never answered from the backup");
+    assert!(at < Duration::from_millis(1500 + 1000), "the CDN switched to the backup only after {at:?}");
+    println!("the CDN answered from the backup {at:?} after the main's input went silent");
+}

@@ -47,7 +47,7 @@ run_wrk() { # URL → "req/s non2xx"
     local out
     out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" "$1" 2>&1)
     printf '%s\n' "$out" >>"$WORK/wrk.log"
-    awk '/^Requests\/sec:/{r=$2} /Non-2xx/{e=$NF} END{printf "%s %d", r, e+0}' <<<"$out"
+    awk '/^Requests\/sec:/{r=$2} /Non-2xx/{e=$NF} END{printf "%s %d\n", r, e+0}' <<<"$out"
 }
 
 declare -A L N
