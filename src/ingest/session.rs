@@ -672,16 +672,29 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
         }
     }
     let result = (!points.is_empty(), points.iter().any(|p| p.2));
+    // Hash before taking the lock, and free what leaves the store only after
+    // the update: a segment close hashes and retires megabytes, and doing
+    // either under the write lock delays the wake-up of held requests.
+    let outs: Vec<Result<(String, Obj), Output>> = outs
+        .into_iter()
+        .map(|o| match o {
+            Output::Object(o) => Ok((o.name, Obj::new(o.bytes))),
+            other => Err(other),
+        })
+        .collect();
+    let mut freed: Vec<Obj> = Vec::new();
+    let mut old_playlists = Vec::new();
     state.update(|inner| {
         for o in outs {
             match o {
-                Output::Object(o) => {
-                    inner.objects.insert(o.name, Obj::new(o.bytes));
+                Ok((name, obj)) => {
+                    freed.extend(inner.objects.insert(name, obj));
                 }
-                Output::Retire(name) => {
-                    inner.objects.remove(&name);
+                Err(Output::Retire(name)) => {
+                    freed.extend(inner.objects.remove(&name));
                 }
-                Output::Event(e) => {
+                Err(Output::Object(_)) => {}
+                Err(Output::Event(e)) => {
                     ctx.metrics.packager_event(&e);
                     match e {
                         lockstep_packager::Event::DroppedSample { .. } => {
@@ -690,7 +703,7 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
                         _ => warn!(stream = %ctx.key, event = ?e, "packager"),
                     }
                 }
-                Output::Published { .. } => {}
+                Err(Output::Published { .. }) => {}
             }
         }
         for (label, point, complete, full, delta) in points {
@@ -701,10 +714,13 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
             }
             r.last = Some(r.last.map_or(point, |l| l.max(point)));
             let oldest = point.msn.saturating_sub(keep_segments);
-            r.playlists = r.playlists.split_off(&Point { msn: oldest, part: 0 });
+            let kept = r.playlists.split_off(&Point { msn: oldest, part: 0 });
+            old_playlists.push(std::mem::replace(&mut r.playlists, kept));
             r.last_part_of = r.last_part_of.split_off(&oldest);
         }
     });
+    drop(freed);
+    drop(old_playlists);
     result
 }
 
