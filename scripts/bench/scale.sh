@@ -45,15 +45,15 @@ step() { # N → appends a row, sets verdict
         --warmup "$WARMUP" --duration "$WINDOW" --quiet 2>&1 | tee "$WORK/scale-$n.txt" | grep '^SUMMARY' || true)
     rss1=$(rss_kib "$LOCKSTEP_PID"); c1=$(cpu_ticks "$LOCKSTEP_PID"); t1=$(date +%s.%N)
     get() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$out"; }
-    rate=$(get rate_min); p99=$(get part_p99); worst=$(get worst_stream_p99); lag=$(get lag_max); errs=$(get errors)
+    tool=$(get tool_cpu); rate=$(get rate_min); p99=$(get part_p99); worst=$(get worst_stream_p99); lag=$(get lag_max); errs=$(get errors)
     pwarn=$(grep 'WARN' "$WORK/lockstep.log" | grep -c 'packager' || true)
     drops=$(grep -c 'DroppedSample' "$WORK/lockstep.log" || true)
     cpu=$(awk -v a="$c0" -v b="$c1" -v t0="$t0" -v t1="$t1" -v hz="$CLK_TCK" 'BEGIN{printf "%.0f", (b-a)/hz/(t1-t0)*100}')
     verdict=$(awk -v r="${rate:-0}" -v p="${p99:-1e9}" -v l="${lag:-1e9}" -v e="${errs:-1}" -v w="$pwarn" -v d="$drops" \
         -v lim="$ON_TIME_MS" -v ll="$MAX_LAG_MS" 'BEGIN{print (r>=0.98 && p<=lim && l<=ll && e==0 && w==0 && d==0) ? "OK" : "FAIL"}')
     row=$(awk -v n="$n" -v r="$rate" -v p="$p99" -v wp="$worst" -v l="$lag" -v e="$errs" -v w="$pwarn" -v d="$drops" -v cpu="$cpu" \
-        -v m0="$rss0" -v m1="$rss1" -v v="$verdict" \
-        'BEGIN{printf "| %d | %s | %s | %s | %s | %s | %s/%s | %s %% | %.1f | %.2f | **%s** |", n, r, p, wp, l, e, w, d, cpu, m1/1024, (m1-m0)/1024/n, v}')
+        -v m0="$rss0" -v m1="$rss1" -v v="$verdict" -v tool="$tool" \
+        'BEGIN{printf "| %d | %s | %s | %s | %s | %s | %s/%s | %s %% | %s %% | %.1f | %.2f | **%s** |", n, r, p, wp, l, e, w, d, cpu, tool, m1/1024, (m1-m0)/1024/n, v}')
     rows+=("$row"); log "$row"
     stop_all
     sleep 1
@@ -67,8 +67,8 @@ done
 echo
 echo "Scale: lsbench publishers (real time, 720p30 ~3 Mb/s + AAC), Lockstep LL-HLS + HLS, warm-up ${WARMUP}s, window ${WINDOW}s."
 echo
-echo "| N | min media s / wall s | p99 ingest→available, all parts (ms) | worst stream p99 (ms) | publisher max lag (ms) | HTTP errors | packager WARN / dropped samples | Lockstep CPU (of 200 %) | RSS MiB | MiB / stream | verdict |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| N | min media s / wall s | p99 ingest→available, all parts (ms) | worst stream p99 (ms) | publisher max lag (ms) | HTTP errors | packager WARN / dropped samples | Lockstep CPU (of 200 %) | lsbench CPU (of 200 %) | RSS MiB | MiB / stream | verdict |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${rows[@]}"
 echo
 echo "largest passing N: $best"

@@ -66,13 +66,15 @@ for r in $(seq "$ROUNDS"); do
 done
 
 echo
-echo "Serving: wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS round(s), alternating; req/s median (each round)."
+echo "Serving: wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS round(s), Lockstep and nginx back to back per object (order alternating by round)."
 echo
-echo "| object | bytes | Lockstep req/s | nginx req/s | ratio L/N | Lockstep MiB/s |"
-echo "|---|---|---|---|---|---|"
+echo "| object | bytes | Lockstep req/s median (rounds) | nginx req/s median (rounds) | ratio L/N per round | ratio median | Lockstep MiB/s |"
+echo "|---|---|---|---|---|---|---|"
 for o in "${objs[@]}"; do
     size=$(stat -c %s "$WORK/nginx/www/paused/s0/$o")
     ml=$(printf '%s\n' ${L[$o]} | median); mn=$(printf '%s\n' ${N[$o]} | median)
-    awk -v o="$o" -v s="$size" -v ml="$ml" -v mn="$mn" -v al="${L[$o]}" -v an="${N[$o]}" 'BEGIN{
-        printf "| %s | %d | %.0f (%s) | %.0f (%s) | %.2f | %.0f |\n", o, s, ml, al, mn, an, ml/mn, ml*s/1048576 }'
+    ratios=$(paste <(printf '%s\n' ${L[$o]}) <(printf '%s\n' ${N[$o]}) | awk '{printf "%.2f\n", $1/$2}')
+    rm_=$(printf '%s\n' $ratios | median)
+    awk -v o="$o" -v s="$size" -v ml="$ml" -v mn="$mn" -v al="${L[$o]% }" -v an="${N[$o]% }" -v r="$(echo $ratios)" -v rm="$rm_" 'BEGIN{
+        printf "| %s | %d | %.0f (%s) | %.0f (%s) | %s | **%.2f** | %.0f |\n", o, s, ml, al, mn, an, r, rm, ml*s/1048576 }'
 done

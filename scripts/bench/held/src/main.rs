@@ -719,7 +719,9 @@ async fn run(args: Args) -> Res<()> {
             eprintln!("[lsbench {:6.1}s] {m}", t_start.elapsed().as_secs_f64());
         }
     };
-    // Publishers, started 50 ms apart so that streams' parts are spread in time.
+    // Publishers, started up to 50 ms apart (the whole ramp within 5 s) so that streams'
+    // parts are spread in time.
+    let stagger = Duration::from_millis(50).min(Duration::from_secs(5) / n.max(1) as u32);
     let mut pubs = Vec::new();
     for i in 0..n {
         let (g2, m2) = (g.clone(), media.clone());
@@ -730,7 +732,7 @@ async fn run(args: Args) -> Res<()> {
                 eprintln!("lsbench: stream {i}: {e}");
             }
         }));
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(stagger).await;
     }
     if args.cmd == "publish" {
         log(format!("publishing {n} streams for {:.0} s", args.duration));
@@ -789,8 +791,15 @@ async fn run(args: Args) -> Res<()> {
     *g.window_end.lock().unwrap() = Some(we);
     log(format!("measuring for {:.0} s", args.duration));
     let cpu0 = args.server_pid.and_then(cpu_ticks);
+    let me = std::process::id();
+    let self0 = cpu_ticks(me);
     tokio::time::sleep_until(we.into()).await;
     let cpu1 = args.server_pid.and_then(cpu_ticks);
+    let self1 = cpu_ticks(me);
+    let tool_cpu = match (self0, self1) {
+        (Some(a), Some(b)) => (b - a) as f64 / 100.0 / args.duration * 100.0,
+        _ => f64::NAN,
+    };
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // ---- results
@@ -900,6 +909,7 @@ async fn run(args: Args) -> Res<()> {
         pct(&mut p99s, 50.0)
     );
     println!("publisher max lag behind real time: {:.1} ms", lags.iter().cloned().fold(0.0, f64::max));
+    println!("lsbench's own CPU in the window (publishers, probers, held clients): {tool_cpu:.0} % of one core");
     let errs = g.errors.lock().unwrap().clone();
     println!("errors: {}", if errs.is_empty() { "none".to_string() } else { format!("{errs:?}") });
     if args.server_pid.is_some() {
@@ -944,7 +954,7 @@ async fn run(args: Args) -> Res<()> {
     }
     // Machine-readable summary line for the scripts.
     println!(
-        "SUMMARY streams={n} held={total_held} part_p50={:.3} part_p99={:.3} held_p50={:.3} held_p99={:.3} spread_p99={:.3} rate_min={:.4} lag_max={:.1} worst_stream_p99={:.3} errors={}",
+        "SUMMARY streams={n} held={total_held} part_p50={:.3} part_p99={:.3} held_p50={:.3} held_p99={:.3} spread_p99={:.3} rate_min={:.4} lag_max={:.1} worst_stream_p99={:.3} errors={} tool_cpu={:.0}",
         pct(&mut part_lat, 50.0),
         pct(&mut part_lat, 99.0),
         pct(&mut held_lat, 50.0),
@@ -953,7 +963,8 @@ async fn run(args: Args) -> Res<()> {
         rates.iter().cloned().fold(f64::MAX, f64::min),
         lags.iter().cloned().fold(0.0, f64::max),
         per_stream_p99.iter().cloned().filter(|x| !x.is_nan()).fold(f64::MIN, f64::max),
-        errs.values().sum::<u64>()
+        errs.values().sum::<u64>(),
+        tool_cpu
     );
     Ok(())
 }
