@@ -69,21 +69,7 @@ fn cdn_fails_over_to_the_backup_when_the_main_dies() {
     let backup = Server::start_xml("failover-backup", bp, &pair_xml(bp, mp, "backup"));
     let dir = backup.dir.clone();
     let input = standard_input(&dir, "flv", 90);
-    let tee = format!(
-        "[f=flv:onfail=ignore]{}|[f=flv:onfail=ignore]{}",
-        main.rtmp_url("app", "stream"),
-        backup.rtmp_url("app", "stream")
-    );
-    let _encoder = Proc::spawn(
-        "ffmpeg (tee)",
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i"])
-            .arg(&input)
-            .args(["-c", "copy", "-map", "0", "-f", "tee", &tee])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let _encoder = tee_push(&input, &main.rtmp_url("app", "stream"), &backup.rtmp_url("app", "stream"));
     let cdn_port = free_tcp_port();
     let _cdn = start_cdn(&dir, mp.http, bp.http, cdn_port);
     for (s, what) in [(&main, "main"), (&backup, "backup")] {

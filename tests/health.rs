@@ -313,7 +313,7 @@ fn system_clock_nodes_30_ms_apart_stay_in_lockstep() {
         },
     );
     let input = standard_input(&main.dir, "flv", 40);
-    let _enc = tee_feed(&input, &main.rtmp_url("app", "stream"), &backup.rtmp_url("app", "stream"));
+    let _enc = tee_push(&input, &main.rtmp_url("app", "stream"), &backup.rtmp_url("app", "stream"));
     wait_live(&main, "main live");
     wait_live(&backup, "backup live");
     std::thread::sleep(Duration::from_secs(10));
@@ -379,28 +379,6 @@ fn objects_that_differ_from_the_peer_are_unhealthy() {
 }
 
 // ---------------------------------------- pair helpers (from tests/pair.rs) ---
-
-/// One encoder to both nodes (ffmpeg's tee muxer, onfail=ignore).
-fn tee_feed(input: &Path, a: &str, b: &str) -> Proc {
-    Proc::spawn(
-        "ffmpeg (tee)",
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i"])
-            .arg(input)
-            .args([
-                "-c",
-                "copy",
-                "-map",
-                "0",
-                "-f",
-                "tee",
-                &format!("[f=flv:onfail=ignore]{a}|[f=flv:onfail=ignore]{b}"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-}
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

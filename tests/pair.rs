@@ -73,28 +73,6 @@ fn feed(input: &std::path::Path, offset_s: u64, url: &str) -> Proc {
     )
 }
 
-/// One encoder to both nodes (ffmpeg's tee muxer, onfail=ignore).
-fn tee_feed(input: &std::path::Path, a: &str, b: &str) -> Proc {
-    Proc::spawn(
-        "ffmpeg (tee)",
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i"])
-            .arg(input)
-            .args([
-                "-c",
-                "copy",
-                "-map",
-                "0",
-                "-f",
-                "tee",
-                &format!("[f=flv:onfail=ignore]{a}|[f=flv:onfail=ignore]{b}"),
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    )
-}
-
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
@@ -183,7 +161,7 @@ fn assert_identical(p: &Pair, scenario: &str, min: usize) {
 fn both_start_together() {
     let p = Pair::new("pair-together", "SystemClock", true);
     let input = input(&p.main.dir);
-    let _enc = tee_feed(&input, &p.main.rtmp_url("app", "stream"), &p.backup().rtmp_url("app", "stream"));
+    let _enc = tee_push(&input, &p.main.rtmp_url("app", "stream"), &p.backup().rtmp_url("app", "stream"));
     wait_live(&p.main, "main live");
     wait_live(p.backup(), "backup live");
     std::thread::sleep(Duration::from_secs(8));

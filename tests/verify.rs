@@ -69,21 +69,7 @@ fn nodes_fed_by_one_teed_encoder_serve_identical_bytes() {
     let input = standard_input(&dir, "flv", 20);
     let main = node("verify-main");
     let backup = node("verify-backup");
-    let tee = format!(
-        "[f=flv:onfail=ignore]{}|[f=flv:onfail=ignore]{}",
-        main.rtmp_url("app", "stream"),
-        backup.rtmp_url("app", "stream")
-    );
-    let _ffmpeg = Proc::spawn(
-        "ffmpeg (tee push)",
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i"])
-            .arg(&input)
-            .args(["-c", "copy", "-map", "0", "-f", "tee", &tee])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
+    let _ffmpeg = tee_push(&input, &main.rtmp_url("app", "stream"), &backup.rtmp_url("app", "stream"));
     wait_live(&main);
     wait_live(&backup);
 

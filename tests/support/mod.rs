@@ -420,6 +420,29 @@ pub fn ffmpeg_push(input: &Path, format: &str, url: &str) -> Proc {
     )
 }
 
+/// One encoder to two nodes: ffmpeg's tee muxer (`onfail=ignore`) pushes
+/// `input` in real time (`-re -c copy`) to the RTMP URLs `a` and `b`.
+pub fn tee_push(input: &Path, a: &str, b: &str) -> Proc {
+    Proc::spawn(
+        "ffmpeg (tee push)",
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i"])
+            .arg(input)
+            .args([
+                "-c",
+                "copy",
+                "-map",
+                "0",
+                "-f",
+                "tee",
+                &format!("[f=flv:onfail=ignore]{a}|[f=flv:onfail=ignore]{b}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
+}
+
 /// Per-frame MD5s of decoded stream `sel` ("v:0" or "a:0") of `file`, and
 /// ffmpeg's error output.
 pub fn framemd5(file: &Path, sel: &str) -> (Vec<String>, String) {
