@@ -31,8 +31,18 @@ fn pair_xml(me: Ports, peer: Ports, role: &str) -> String {
     )
 }
 
+/// nginx, stopped with SIGTERM (its master then stops the workers; SIGKILL
+/// would leave them running).
+struct Cdn(Proc);
+
+impl Drop for Cdn {
+    fn drop(&mut self) {
+        self.0.terminate();
+    }
+}
+
 /// nginx with the shipped CDN configuration, pointed at the pair.
-fn start_cdn(dir: &Path, main_http: u16, backup_http: u16, port: u16) -> Proc {
+fn start_cdn(dir: &Path, main_http: u16, backup_http: u16, port: u16) -> Cdn {
     let conf = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/cdn/nginx.conf"))
         .expect("conf/cdn/nginx.conf")
         .replace("127.0.0.1:3333", &format!("127.0.0.1:{main_http}"))
@@ -57,8 +67,9 @@ fn start_cdn(dir: &Path, main_http: u16, backup_http: u16, port: u16) -> Proc {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
+    let cdn = Cdn(p);
     wait_for("nginx to listen", Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
-    p
+    cdn
 }
 
 #[test]
