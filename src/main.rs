@@ -9,19 +9,7 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-mod api;
-mod config;
-mod http;
-mod http_server;
-mod ingest;
-mod metrics;
-mod package;
-mod peer;
-mod server;
-mod session_key;
-mod store;
-mod timeline;
-mod verify;
+use lockstep::{config, package, server, timeline, verify};
 
 const USAGE: &str = "usage:
   lockstep [--config PATH]          run the server (default config: conf/Server.xml)
