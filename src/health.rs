@@ -37,6 +37,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{PairRole, PairSettings};
+use crate::http::HttpState;
 use crate::ingest::Registry;
 use crate::metrics::{HealthGauges, Metrics};
 use crate::peer::{PeerClient, PeerError};
@@ -214,7 +215,15 @@ impl Health {
     }
 
     /// Measure until `shutdown` (returns at once for a single node).
-    pub async fn run(self: Arc<Self>, registry: Arc<Registry>, store: Arc<Store>, shutdown: CancellationToken) {
+    /// `http` issues the viewer session keys that requests for the peer's
+    /// objects carry when an application has OriginMode false.
+    pub async fn run(
+        self: Arc<Self>,
+        registry: Arc<Registry>,
+        store: Arc<Store>,
+        http: HttpState,
+        shutdown: CancellationToken,
+    ) {
         let Some(pair) = self.pair.clone() else { return };
         let client = PeerClient::new(&pair.peer_url, &pair.secret);
         let ntp = async {
@@ -242,7 +251,7 @@ impl Health {
             let mut streams = Vec::new();
             for key in registry.live_streams() {
                 if let Some(st) = store.stream(&key) {
-                    streams.push(check_stream(&client, &key, &st, peer_down).await);
+                    streams.push(check_stream(&client, &key, &st, http.viewer_key(&key), peer_down).await);
                 }
             }
             self.measured.lock().unwrap_or_else(|e| e.into_inner()).streams = streams;
@@ -442,8 +451,15 @@ fn recent_objects(i: &Inner, n: usize) -> Vec<(String, Arc<str>)> {
 }
 
 /// Compare a stream's newest objects with the peer's (HEAD, ETag); only
-/// its lockstep failures when `peer_down`.
-async fn check_stream(client: &PeerClient, key: &StreamKey, st: &StreamState, peer_down: bool) -> StreamStatus {
+/// its lockstep failures when `peer_down`. `session` is the viewer key the
+/// requests carry (OriginMode false).
+async fn check_stream(
+    client: &PeerClient,
+    key: &StreamKey,
+    st: &StreamState,
+    session: Option<String>,
+    peer_down: bool,
+) -> StreamStatus {
     let (mut objects, lockstep_failures) = st.read(|i| (recent_objects(i, OBJECTS_CHECKED), i.peer.lockstep_failures));
     let mut s = StreamStatus { stream: key.to_string(), lockstep_failures, ..StreamStatus::default() };
     if peer_down {
@@ -451,9 +467,11 @@ async fn check_stream(client: &PeerClient, key: &StreamKey, st: &StreamState, pe
         s.error = Some(format!("peer {} unreachable: objects not compared", client.addr()));
     }
     s.checked = objects.len();
+    let query = session.map(|k| format!("?{}={k}", crate::session_key::PARAM)).unwrap_or_default();
+    let query = &query;
     let answers: Vec<_> = futures::stream::iter(objects)
         .map(|(name, ours)| async move {
-            let theirs = client.head_etag(&format!("/{}/{}/{name}", key.app, key.stream)).await;
+            let theirs = client.head_etag(&format!("/{}/{}/{name}{query}", key.app, key.stream)).await;
             (name, ours, theirs)
         })
         .buffer_unordered(HEAD_CONCURRENCY)

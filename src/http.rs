@@ -56,6 +56,14 @@ impl HttpState {
         }
         HttpState { store, config, held: Arc::new(AtomicUsize::new(0)), secrets: Arc::new(secrets) }
     }
+
+    /// A fresh viewer session key for `key` when its application has
+    /// OriginMode false (None otherwise): what this node's own requests to
+    /// the peer's delivery URLs must carry (the pair shares the secret).
+    pub fn viewer_key(&self, key: &StreamKey) -> Option<String> {
+        let secret = self.secrets.get(&key.app)?;
+        Some(session_key::issue(secret, &key.to_string(), now_s(), random_bytes::<16>()))
+    }
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {

@@ -38,8 +38,9 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
     let registry = Registry::with_metrics(config.clone(), store.clone(), clock, shutdown.clone(), metrics.clone());
     let ip = config.ip;
     let mut tasks = tokio::task::JoinSet::new();
+    let http_state = HttpState::new(store.clone(), config.clone());
     let health = health::Health::new(config.pair.clone(), metrics.clone());
-    tasks.spawn(health.clone().run(registry.clone(), store.clone(), shutdown.clone()));
+    tasks.spawn(health.clone().run(registry.clone(), store.clone(), http_state.clone(), shutdown.clone()));
 
     if let Some(port) = config.bind.rtmp {
         let addr = SocketAddr::new(ip, port);
@@ -69,7 +70,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>, shutdown: CancellationTo
     if let Some(port) = config.bind.llhls {
         let addr = SocketAddr::new(ip, port);
         let l = TcpListener::bind(addr).await.with_context(|| format!("binding LLHLS (HTTP) to {addr}"))?;
-        let mut app = crate::metrics::delivery_router(HttpState::new(store.clone(), config.clone()), metrics.clone());
+        let mut app = crate::metrics::delivery_router(http_state, metrics.clone());
         if let Some(pair) = &config.pair {
             // The peer link shares the LLHLS port (signed requests only).
             app = app.merge(crate::peer::routes(store.clone(), &pair.secret));

@@ -117,6 +117,8 @@ struct Node {
     /// libfaketime's `FAKETIME` (e.g. `+2s`, `+0.030`): this node's wall
     /// clock is that far off.
     faketime: Option<&'static str>,
+    /// OriginMode false with this `SessionKeySecret`.
+    session_secret: Option<&'static str>,
 }
 
 impl Default for Node {
@@ -129,6 +131,7 @@ impl Default for Node {
             max_clock_offset_ms: 50,
             api: None,
             faketime: None,
+            session_secret: None,
         }
     }
 }
@@ -138,6 +141,12 @@ fn node_xml(ports: Ports, n: &Node) -> String {
     let ntp: String = n.ntp.iter().map(|s| format!("<Server>{s}</Server>")).collect();
     let mut managers = String::new();
     let mut xml = server_xml(ports, &[app]);
+    if let Some(secret) = n.session_secret {
+        xml = xml.replace(
+            "<OriginMode>true</OriginMode>",
+            &format!("<OriginMode>false</OriginMode><SessionKeySecret>{secret}</SessionKeySecret>"),
+        );
+    }
     if let Some(api) = n.api {
         xml = xml.replacen("<Bind>", &format!("<Bind>\n    <Managers><API><Port>{api}</Port></API></Managers>"), 1);
         managers = format!("<Managers><API><AccessToken>{TOKEN}</AccessToken></API></Managers>\n  ");
@@ -376,6 +385,36 @@ fn objects_that_differ_from_the_peer_are_unhealthy() {
     let line = metrics.lines().find(|l| l.starts_with("lockstep_pair_objects_differing{stream=\"app/stream\"} "));
     assert!(line.is_some_and(|l| !l.ends_with(" 0")), "{metrics}");
     assert!(metrics.contains("lockstep_healthy 0\n"), "{metrics}");
+}
+
+#[test]
+fn session_keyed_objects_are_compared_with_the_peer() {
+    // OriginMode false: every delivery URL needs a viewer key, so the
+    // health check's requests to the peer carry one (the pair shares the
+    // secret) and the objects are compared, not refused.
+    const KEYS: &str = "session-secret-shared-by-the-pair";
+    let (mp, bp) = (Ports::free(), Ports::free());
+    let main =
+        start("health-keys-main", mp, &Node { peer_http: bp.http, session_secret: Some(KEYS), ..Node::default() });
+    let backup = start(
+        "health-keys-backup",
+        bp,
+        &Node { role: "backup", peer_http: mp.http, session_secret: Some(KEYS), ..Node::default() },
+    );
+    let input = standard_input(&main.dir, "flv", 30);
+    let _enc = tee_push(&input, &main.rtmp_url("app", "stream"), &backup.rtmp_url("app", "stream"));
+    assert_eq!(main.get("/app/stream/video1.m3u8").0, 401, "delivery URLs need a key");
+    for (who, port) in [("main", mp.http), ("backup", bp.http)] {
+        let compared = |st: u16, v: &Value| {
+            st == 200 && v["streams"][0]["stream"] == "app/stream" && v["streams"][0]["identical"].as_u64() > Some(0)
+        };
+        let (_, v) = wait_health(&format!("the {who}'s stream check"), port, Duration::from_secs(30), compared);
+        println!("{who}: {v}");
+        let s = &v["streams"][0];
+        assert_eq!(s["unanswered"], 0, "{v}");
+        assert_eq!(s["differing"].as_array().map(Vec::len), Some(0), "{v}");
+        assert_eq!(s["in_lockstep"], true, "{v}");
+    }
 }
 
 // ---------------------------------------- pair helpers (from tests/pair.rs) ---
