@@ -111,10 +111,10 @@ pub mod ts_demux;
 pub mod ts_inspect;
 pub mod ts_mux;
 
-pub use grid::{GridAnchor, Start};
+pub use grid::{GridAnchor, LaneConfig, Start};
 pub use media::{CodecConfig, MediaTime, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
 pub use packager::{
-    fragment_sequence, Anchor, Config, Event, ExportedHistory, Format, HlsConfig, LlHlsConfig, Object, ObjectKind,
-    Output, Packager, PackagerError,
+    config_fingerprint, fragment_sequence, Anchor, Config, ConfigVersion, Event, ExportedHistory, Format, HlsConfig,
+    LlHlsConfig, Object, ObjectKind, Output, Packager, PackagerError,
 };
 pub use playlist::Point;
