@@ -511,6 +511,23 @@ impl Segmenter {
                 return;
             }
             let old_ts = self.driver.timescale;
+            if self.seg.is_none() && self.start == Start::Joined && self.phase.is_some() {
+                if let Some(p) = self.driver.last_dts {
+                    // A joining node that has not published yet: the peer
+                    // cuts here too, numbering on from the segment of the
+                    // previous sample.
+                    let m = self.msn_of_cell(self.cell(p));
+                    self.switch_driver(c);
+                    self.phase = Some(self.phase_of(t));
+                    let cell = self.cell(t);
+                    let msn = m + 1;
+                    self.base = msn as i64 - cell;
+                    self.driver.last_dts = Some(t);
+                    self.open_segment(msn, cell, t, s.discontinuity, true);
+                    self.driver.open_push(s);
+                    return;
+                }
+            }
             if self.seg.is_some() {
                 let next_dts = (!s.discontinuity).then(|| c.timescale.convert_floor(t, old_ts));
                 if let Some(ch) = self.driver.close(next_dts, true, 0) {
