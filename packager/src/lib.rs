@@ -95,7 +95,8 @@
 //! ## Names
 //!
 //! For a track labelled `video1` (kind and track id): `llhls.m3u8` (master),
-//! `video1.m3u8`, `video1_init.mp4`, `video1_{msn}.m4s` (segment),
+//! `video1.m3u8`, `video1_init.mp4` (`video1_v{n}_init.mp4` after the n-th codec
+//! configuration change), `video1_{msn}.m4s` (segment),
 //! `video1_{msn}.{part}.m4s` (part). Classic HLS: `playlist.m3u8` (master),
 //! `ts.m3u8`, `ts_{msn}.ts`. See `docs/packager.md`.
 
