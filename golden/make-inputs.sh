@@ -41,3 +41,22 @@ mkdir -p far_timestamps
 ff -f lavfi -i "testsrc2=size=320x240:rate=30" -f lavfi -i "sine=frequency=770:sample_rate=48000" \
    -t 10 $x264 -g 30 -keyint_min 30 -sc_threshold 0 $aac -output_ts_offset 95440.2 \
    -f mpegts far_timestamps/input.ts
+
+# Codec configuration changes mid-stream: two FLV pieces joined tag by tag
+# (flvcat.py), so the second piece's AVC and AAC sequence headers arrive
+# mid-stream as they do from an encoder that was reconfigured. 30 fps, GOP
+# 1 s, 6 s each. config_change: 640x360 then 1280x720, AAC 48 kHz both
+# (same AudioSpecificConfig). config_change_rate: the same video, AAC 48 kHz
+# then 44.1 kHz.
+mkdir -p config_change config_change_rate
+piece() { # size rate out
+  ff -f lavfi -i "testsrc2=size=$1:rate=30" -f lavfi -i "sine=frequency=440:sample_rate=$2" -t 6 $x264 \
+     -g 30 -keyint_min 30 -sc_threshold 0 -bf 2 -c:a aac -b:a 64k -ar "$2" -ac 2 -f flv "$3"
+}
+tmp=$(mktemp -d)
+piece 640x360 48000 "$tmp/a.flv"
+piece 1280x720 48000 "$tmp/b.flv"
+piece 1280x720 44100 "$tmp/c.flv"
+python3 flvcat.py config_change/input.flv "$tmp/a.flv" "$tmp/b.flv"
+python3 flvcat.py config_change_rate/input.flv "$tmp/a.flv" "$tmp/c.flv"
+rm -rf "$tmp"

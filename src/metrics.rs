@@ -132,7 +132,7 @@ impl EndKind {
 }
 
 /// The `event` label values, in the order of the packager's [`Event`].
-const EVENTS: [&str; 7] = [
+const EVENTS: [&str; 8] = [
     "KeyframeIntervalTooLong",
     "PartOverTarget",
     "SegmentOverTarget",
@@ -140,6 +140,7 @@ const EVENTS: [&str; 7] = [
     "DroppedSample",
     "TsSegmentFailed",
     "EmptyPart",
+    "ConfigurationChanged",
 ];
 
 fn event_index(e: &Event) -> usize {
@@ -151,6 +152,7 @@ fn event_index(e: &Event) -> usize {
         Event::DroppedSample { .. } => 4,
         Event::TsSegmentFailed { .. } => 5,
         Event::EmptyPart { .. } => 6,
+        Event::ConfigurationChanged { .. } => 7,
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use lockstep_packager::playlist::{PartEntry, SegmentEntry};
-use lockstep_packager::{Anchor, ExportedHistory, GridAnchor, TrackId};
+use lockstep_packager::{Anchor, ConfigVersion, ExportedHistory, GridAnchor, Timescale, TrackId};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -250,6 +250,9 @@ pub struct AnchorDto {
     pub llhls: Option<(i64, i64)>,
     pub hls: Option<(i64, i64)>,
     pub discontinuity_sequence: u64,
+    /// (track, configuration version, fingerprint) per track.
+    #[serde(default)]
+    pub configs: [Option<(u32, u32, u32)>; 2],
 }
 
 impl From<Anchor> for AnchorDto {
@@ -258,6 +261,7 @@ impl From<Anchor> for AnchorDto {
             llhls: a.llhls.map(|g| (g.phase, g.msn_base)),
             hls: a.hls.map(|g| (g.phase, g.msn_base)),
             discontinuity_sequence: a.discontinuity_sequence,
+            configs: a.configs.map(|c| c.map(|c| (c.track.0, c.version, c.fingerprint))),
         }
     }
 }
@@ -265,7 +269,14 @@ impl From<Anchor> for AnchorDto {
 impl From<AnchorDto> for Anchor {
     fn from(a: AnchorDto) -> Anchor {
         let g = |x: Option<(i64, i64)>| x.map(|(phase, msn_base)| GridAnchor { phase, msn_base });
-        Anchor { llhls: g(a.llhls), hls: g(a.hls), discontinuity_sequence: a.discontinuity_sequence }
+        Anchor {
+            llhls: g(a.llhls),
+            hls: g(a.hls),
+            discontinuity_sequence: a.discontinuity_sequence,
+            configs: a.configs.map(|c| {
+                c.map(|(track, version, fingerprint)| ConfigVersion { track: TrackId(track), version, fingerprint })
+            }),
+        }
     }
 }
 
@@ -279,6 +290,12 @@ pub struct SegmentDto {
     pub parts: Vec<(i64, bool, bool)>,
     pub complete: bool,
     pub discontinuity_sequence: u64,
+    /// Configuration version (names the EXT-X-MAP).
+    #[serde(default)]
+    pub init_version: u32,
+    /// Timescale of the durations (0: 90 kHz).
+    #[serde(default)]
+    pub timescale: u32,
 }
 
 impl From<&SegmentEntry> for SegmentDto {
@@ -291,6 +308,8 @@ impl From<&SegmentEntry> for SegmentDto {
             parts: e.parts.iter().map(|p| (p.duration, p.independent, p.gap)).collect(),
             complete: e.complete,
             discontinuity_sequence: e.discontinuity_sequence,
+            init_version: e.init_version,
+            timescale: e.timescale.get(),
         }
     }
 }
@@ -309,6 +328,8 @@ impl From<&SegmentDto> for SegmentEntry {
                 .collect(),
             complete: d.complete,
             discontinuity_sequence: d.discontinuity_sequence,
+            init_version: d.init_version,
+            timescale: Timescale::new(d.timescale).unwrap_or(Timescale::MPEG),
         }
     }
 }
@@ -430,6 +451,8 @@ mod tests {
             parts: vec![PartEntry { duration: 45_000, independent: true, gap: false }],
             complete: true,
             discontinuity_sequence: 2,
+            init_version: 3,
+            timescale: Timescale::new(44_100).unwrap_or(Timescale::MPEG),
         };
         let h = ExportedHistory { llhls: vec![(TrackId(1), vec![e.clone()])], hls: vec![e] };
         let dto = HistoryDto::from(&h);

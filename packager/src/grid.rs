@@ -105,6 +105,17 @@ pub struct TimedSample {
     pub duration: u32,
 }
 
+/// A new codec configuration of a track, pushed with its first sample
+/// ([`Segmenter::push_with`]). Samples from that one on carry timestamps in
+/// `timescale`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LaneConfig {
+    /// Counts the track's configurations (0 for the one it started with).
+    pub generation: u32,
+    pub timescale: Timescale,
+    pub default_duration: u32,
+}
+
 /// A finished run of one track's samples between two boundaries: a part (or,
 /// without parts, a whole segment) of one track.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,8 +128,13 @@ pub struct Chunk {
     pub starts_segment: bool,
     /// Last chunk of its segment.
     pub ends_segment: bool,
-    /// The segment begins after a timeline discontinuity.
+    /// The segment begins after a timeline discontinuity or at a codec
+    /// configuration change of the driving track.
     pub discontinuity: bool,
+    /// The track configuration ([`LaneConfig::generation`]) of the samples.
+    pub generation: u32,
+    /// Timescale of `start`, `duration` and the samples' timestamps.
+    pub timescale: Timescale,
     /// Timeline position of the boundary that opened the chunk, in this
     /// track's timescale (the first sample's DTS for non-empty chunks).
     pub start: i64,
@@ -159,6 +175,8 @@ struct Boundary {
     part: u32,
     segment_start: bool,
     discontinuity: bool,
+    /// The segment starts at a codec configuration change of the driver.
+    config: bool,
 }
 
 #[derive(Debug)]
@@ -167,6 +185,8 @@ struct OpenChunk {
     part: u32,
     starts_segment: bool,
     discontinuity: bool,
+    config_boundary: bool,
+    generation: u32,
     start: i64,
     samples: Vec<Sample>,
 }
@@ -179,8 +199,19 @@ struct Lane {
     last_dts: Option<i64>,
     last_duration: Option<u32>,
     default_duration: u32,
-    /// Followers: samples waiting for the driver to pass their time.
-    pending: VecDeque<Sample>,
+    /// Configuration generation of the samples being placed.
+    generation: u32,
+    /// Followers: samples waiting for the driver to pass their time, with
+    /// the configuration change they start and their timescale.
+    pending: VecDeque<(Sample, Option<LaneConfig>, Timescale)>,
+    /// Followers: timescale of the newest pushed sample.
+    push_timescale: Timescale,
+    /// Followers: timescale of the samples being placed (differs from
+    /// `timescale` while a change waits for a segment boundary).
+    in_timescale: Timescale,
+    /// Followers: a configuration change waiting for the next segment
+    /// boundary; samples until then are dropped.
+    deferred: Option<LaneConfig>,
     /// Followers: the next boundary (absolute index) to consume.
     next_boundary: u64,
 }
@@ -194,9 +225,28 @@ impl Lane {
             last_dts: None,
             last_duration: None,
             default_duration,
+            generation: 0,
             pending: VecDeque::new(),
+            push_timescale: timescale,
+            in_timescale: timescale,
+            deferred: None,
             next_boundary: 0,
         }
+    }
+
+    /// Take a new configuration: timestamps kept are converted to its
+    /// timescale.
+    fn switch(&mut self, c: LaneConfig) {
+        if c.timescale != self.timescale {
+            self.last_dts = self.last_dts.map(|d| self.timescale.convert_floor(d, c.timescale));
+            self.last_duration =
+                self.last_duration.map(|d| self.timescale.convert_floor(i64::from(d), c.timescale).max(1) as u32);
+        }
+        self.timescale = c.timescale;
+        self.in_timescale = c.timescale;
+        self.default_duration = c.default_duration;
+        self.generation = c.generation;
+        self.deferred = None;
     }
 
     /// Close the open chunk. `next_dts` is the DTS of the first sample after
@@ -226,7 +276,9 @@ impl Lane {
             part: open.part,
             starts_segment: open.starts_segment,
             ends_segment,
-            discontinuity: open.discontinuity,
+            discontinuity: open.discontinuity || open.config_boundary,
+            generation: open.generation,
+            timescale: self.timescale,
             start: open.start,
             duration,
             samples: timed,
@@ -268,6 +320,8 @@ pub struct Segmenter {
     finished: bool,
     /// Cap on follower samples waiting for the driver.
     max_pending: usize,
+    /// The driver's new configuration waits for its first keyframe.
+    driver_awaiting: Option<LaneConfig>,
 }
 
 /// Output of one step of the segmenter.
@@ -309,6 +363,7 @@ impl Segmenter {
             tolerance,
             finished: false,
             max_pending: 30 * 50,
+            driver_awaiting: None,
         }
     }
 
@@ -360,18 +415,33 @@ impl Segmenter {
 
     /// Feed one sample (any track of this output).
     pub fn push(&mut self, sample: Sample) -> Step {
+        self.push_with(sample, None)
+    }
+
+    /// Feed one sample that may start a new codec configuration of its
+    /// track (`change`). A driver change cuts a segment at its first keyframe
+    /// (non-keyframes of the new configuration before it are dropped): the
+    /// segment is marked as a discontinuity and the grid takes its phase
+    /// from that keyframe. A follower change takes effect at the segment
+    /// boundary at or after it: in the first part of a segment the driver
+    /// opened with a change, the follower's samples of the old configuration
+    /// give way to the new one; otherwise the follower's samples of the new
+    /// configuration are dropped until the next segment boundary.
+    pub fn push_with(&mut self, sample: Sample, change: Option<LaneConfig>) -> Step {
         let mut step = Step::default();
         if self.finished {
             return step;
         }
         if sample.track == self.driver.track {
-            self.push_driver(sample, &mut step);
+            self.push_driver(sample, change, &mut step);
             self.drain_to_driver(&mut step);
         } else if let Some(i) = self.followers.iter().position(|l| l.track == sample.track) {
             let lane = &mut self.followers[i];
+            let ts = change.map_or(lane.push_timescale, |c| c.timescale);
+            lane.push_timescale = ts;
             if lane.pending.len() >= self.max_pending {
                 // The driver stopped advancing; keep memory bounded.
-                if let Some(old) = lane.pending.pop_front() {
+                if let Some((old, _, _)) = lane.pending.pop_front() {
                     step.notes.push(GridNote::DroppedSample {
                         track: old.track,
                         dts: old.dts,
@@ -379,7 +449,7 @@ impl Segmenter {
                     });
                 }
             }
-            lane.pending.push_back(sample);
+            lane.pending.push_back((sample, change, ts));
             self.drain_to_driver(&mut step);
         }
         step
@@ -409,13 +479,16 @@ impl Segmenter {
         step
     }
 
-    fn push_driver(&mut self, s: Sample, step: &mut Step) {
+    fn push_driver(&mut self, s: Sample, change: Option<LaneConfig>, step: &mut Step) {
+        let change = change.or(self.driver_awaiting.take());
         let t = s.dts;
         if t < 0 {
             step.notes.push(GridNote::DroppedSample { track: s.track, dts: t, reason: "negative timestamp" });
+            self.driver_awaiting = change;
             return;
         }
-        let prev = self.driver.last_dts;
+        let in_ts = change.map_or(self.driver.timescale, |c| c.timescale);
+        let prev = self.driver.last_dts.map(|p| self.driver.timescale.convert_floor(p, in_ts));
         if let Some(p) = prev {
             if t <= p && !s.discontinuity {
                 step.notes.push(GridNote::DroppedSample {
@@ -423,6 +496,55 @@ impl Segmenter {
                     dts: t,
                     reason: "decode timestamp does not advance",
                 });
+                self.driver_awaiting = change;
+                return;
+            }
+        }
+        if let Some(c) = change {
+            if !s.keyframe {
+                step.notes.push(GridNote::DroppedSample {
+                    track: s.track,
+                    dts: t,
+                    reason: "before the first keyframe of a new codec configuration",
+                });
+                self.driver_awaiting = Some(c);
+                return;
+            }
+            let old_ts = self.driver.timescale;
+            if self.seg.is_none() && self.start == Start::Joined && self.phase.is_some() {
+                if let Some(p) = self.driver.last_dts {
+                    // A joining node that has not published yet: the peer
+                    // cuts here too, numbering on from the segment of the
+                    // previous sample.
+                    let m = self.msn_of_cell(self.cell(p));
+                    self.switch_driver(c);
+                    self.phase = Some(self.phase_of(t));
+                    let cell = self.cell(t);
+                    let msn = m + 1;
+                    self.base = msn as i64 - cell;
+                    self.driver.last_dts = Some(t);
+                    self.open_segment(msn, cell, t, s.discontinuity, true);
+                    self.driver.open_push(s);
+                    return;
+                }
+            }
+            if self.seg.is_some() {
+                let next_dts = (!s.discontinuity).then(|| c.timescale.convert_floor(t, old_ts));
+                if let Some(ch) = self.driver.close(next_dts, true, 0) {
+                    step.chunks.push(ch);
+                }
+            }
+            self.switch_driver(c);
+            if let Some(seg) = self.seg {
+                // Cut here: the new configuration starts a segment, and the
+                // grid follows its first keyframe (as after a discontinuity).
+                self.phase = Some(self.phase_of(t));
+                let cell = self.cell(t);
+                let msn = seg.msn + 1;
+                self.base = msn as i64 - cell;
+                self.driver.last_dts = Some(t);
+                self.open_segment(msn, cell, t, s.discontinuity, true);
+                self.driver.open_push(s);
                 return;
             }
         }
@@ -460,7 +582,7 @@ impl Segmenter {
                 if !s.keyframe {
                     step.notes.push(GridNote::LateKeyframe { msn, dts: t, forced: true });
                 }
-                self.open_segment(msn, cell, t, s.discontinuity);
+                self.open_segment(msn, cell, t, s.discontinuity, false);
                 self.driver.open_push(s);
             }
             return;
@@ -504,7 +626,7 @@ impl Segmenter {
             if let Some(c) = self.driver.close(next_dts, true, 0) {
                 step.chunks.push(c);
             }
-            self.open_segment(msn, cell, t, disc);
+            self.open_segment(msn, cell, t, disc, false);
             self.driver.open_push(s);
             return;
         }
@@ -525,6 +647,8 @@ impl Segmenter {
                     part,
                     starts_segment: false,
                     discontinuity: false,
+                    config_boundary: false,
+                    generation: self.driver.generation,
                     start: t,
                     samples: Vec::new(),
                 });
@@ -534,23 +658,52 @@ impl Segmenter {
                     part,
                     segment_start: false,
                     discontinuity: false,
+                    config: false,
                 });
             }
         }
         self.driver.open_push(s);
     }
 
-    fn open_segment(&mut self, msn: u64, cell: i64, t: i64, discontinuity: bool) {
+    fn open_segment(&mut self, msn: u64, cell: i64, t: i64, discontinuity: bool, config: bool) {
         self.seg = Some(SegState { msn, cell, part_start: t, part: 0 });
-        self.driver.open =
-            Some(OpenChunk { msn, part: 0, starts_segment: true, discontinuity, start: t, samples: Vec::new() });
+        self.driver.open = Some(OpenChunk {
+            msn,
+            part: 0,
+            starts_segment: true,
+            discontinuity,
+            config_boundary: config,
+            generation: self.driver.generation,
+            start: t,
+            samples: Vec::new(),
+        });
         self.boundaries.push_back(Boundary {
             time: MediaTime::new(t, self.driver.timescale),
             msn,
             part: 0,
             segment_start: true,
             discontinuity,
+            config,
         });
+    }
+
+    /// The driver takes a new configuration: its timestamps and the grid's
+    /// tick quantities move to the new timescale.
+    fn switch_driver(&mut self, c: LaneConfig) {
+        let old = self.driver.timescale;
+        if c.timescale != old {
+            self.first_dts = self.first_dts.map(|d| old.convert_floor(d, c.timescale));
+            self.phase = self.phase.map(|p| old.convert_floor(p, c.timescale));
+            self.part_budget =
+                self.grid.part_budget_ms.map(|ms| Timescale::MILLIS.convert_floor(i64::from(ms), c.timescale));
+            self.tolerance = Timescale::MILLIS.convert_ceil(i64::from(self.grid.tolerance_ms()), c.timescale);
+            self.keyframe_part_min =
+                self.grid.keyframe_part_min_ms.map(|ms| Timescale::MILLIS.convert_ceil(i64::from(ms), c.timescale));
+            if let Some(seg) = &mut self.seg {
+                seg.part_start = old.convert_floor(seg.part_start, c.timescale);
+            }
+        }
+        self.driver.switch(c);
     }
 
     /// Place the follower samples the driver has passed. Before the driver's
@@ -565,28 +718,53 @@ impl Segmenter {
     /// when `horizon` is None, at the end of the stream).
     fn drain_followers(&mut self, horizon: Option<MediaTime>, step: &mut Step) {
         for i in 0..self.followers.len() {
-            while let Some(front) = self.followers[i].pending.front() {
-                let at = MediaTime::new(front.dts, self.followers[i].timescale);
+            while let Some((front, _, ts)) = self.followers[i].pending.front() {
+                let at = MediaTime::new(front.dts, *ts);
                 if let Some(h) = horizon {
                     if at.cmp_exact(h) == std::cmp::Ordering::Greater {
                         break;
                     }
                 }
                 // Checked non-empty just above.
-                let Some(s) = self.followers[i].pending.pop_front() else { break };
-                self.place_follower(i, s, step);
+                let Some((s, change, _)) = self.followers[i].pending.pop_front() else { break };
+                self.place_follower(i, s, change, step);
             }
         }
         self.trim_boundaries();
     }
 
-    fn place_follower(&mut self, i: usize, s: Sample, step: &mut Step) {
-        let lane_ts = self.followers[i].timescale;
+    fn place_follower(&mut self, i: usize, s: Sample, change: Option<LaneConfig>, step: &mut Step) {
+        if let Some(c) = change {
+            let lane = &mut self.followers[i];
+            match &mut lane.open {
+                None => lane.switch(c),
+                Some(open) if open.config_boundary && open.starts_segment => {
+                    // The first part of a segment the driver opened with a
+                    // new configuration: the old configuration's samples in
+                    // it give way.
+                    for old in open.samples.drain(..) {
+                        step.notes.push(GridNote::DroppedSample {
+                            track: old.track,
+                            dts: old.dts,
+                            reason: "old codec configuration after the driving track's configuration change",
+                        });
+                    }
+                    open.generation = c.generation;
+                    lane.switch(c);
+                }
+                Some(_) => {
+                    lane.deferred = Some(c);
+                    lane.in_timescale = c.timescale;
+                }
+            }
+        }
+        let lane_ts = self.followers[i].in_timescale;
         if s.dts < 0 {
             step.notes.push(GridNote::DroppedSample { track: s.track, dts: s.dts, reason: "negative timestamp" });
             return;
         }
-        if let Some(p) = self.followers[i].last_dts {
+        let last = self.followers[i].last_dts.map(|p| self.followers[i].timescale.convert_floor(p, lane_ts));
+        if let Some(p) = last {
             if s.dts <= p && !s.discontinuity {
                 step.notes.push(GridNote::DroppedSample {
                     track: s.track,
@@ -612,6 +790,14 @@ impl Segmenter {
             self.consume_boundary_with(i, next_dts, step);
         }
         let lane = &mut self.followers[i];
+        if lane.deferred.is_some() {
+            step.notes.push(GridNote::DroppedSample {
+                track: s.track,
+                dts: s.dts,
+                reason: "new codec configuration before the next segment boundary",
+            });
+            return;
+        }
         lane.last_dts = Some(s.dts);
         if lane.open.is_some() {
             lane.open_push(s);
@@ -626,24 +812,37 @@ impl Segmenter {
     fn consume_boundary_with(&mut self, i: usize, next_dts: Option<i64>, step: &mut Step) {
         let idx = self.followers[i].next_boundary;
         let Some(b) = self.boundary(idx).cloned() else { return };
-        let lane_ts = self.followers[i].timescale;
-        let b_start = self.driver.timescale.convert_ceil(b.time.ticks, lane_ts);
         let lane = &mut self.followers[i];
+        let lane_ts = lane.timescale;
+        let in_ts = lane.in_timescale;
+        let b_start = b.time.timescale.convert_ceil(b.time.ticks, lane_ts);
+        // A deferred configuration change takes effect at a segment start.
+        let switch = lane.deferred.filter(|_| b.segment_start);
+        let close_next = match switch {
+            Some(_) => None,
+            None => next_dts.map(|d| in_ts.convert_floor(d, lane_ts)),
+        };
         if let Some(open) = &lane.open {
             let boundary_duration = b_start - open.start;
             let empty = open.samples.is_empty();
-            if let Some(c) = lane.close(next_dts, b.segment_start, boundary_duration) {
+            if let Some(c) = lane.close(close_next, b.segment_start, boundary_duration) {
                 if empty {
                     step.notes.push(GridNote::EmptyFollowerChunk { track: c.track, msn: c.msn, part: c.part });
                 }
                 step.chunks.push(c);
             }
         }
+        if let Some(c) = switch {
+            lane.switch(c);
+        }
+        let b_start = b.time.timescale.convert_ceil(b.time.ticks, lane.timescale);
         lane.open = Some(OpenChunk {
             msn: b.msn,
             part: b.part,
             starts_segment: b.segment_start,
             discontinuity: b.discontinuity,
+            config_boundary: b.config,
+            generation: lane.generation,
             start: next_dts.unwrap_or(b_start),
             samples: Vec::new(),
         });

@@ -95,7 +95,8 @@
 //! ## Names
 //!
 //! For a track labelled `video1` (kind and track id): `llhls.m3u8` (master),
-//! `video1.m3u8`, `video1_init.mp4`, `video1_{msn}.m4s` (segment),
+//! `video1.m3u8`, `video1_init.mp4` (`video1_v{n}_init.mp4` after the n-th codec
+//! configuration change), `video1_{msn}.m4s` (segment),
 //! `video1_{msn}.{part}.m4s` (part). Classic HLS: `playlist.m3u8` (master),
 //! `ts.m3u8`, `ts_{msn}.ts`. See `docs/packager.md`.
 
@@ -111,10 +112,10 @@ pub mod ts_demux;
 pub mod ts_inspect;
 pub mod ts_mux;
 
-pub use grid::{GridAnchor, Start};
+pub use grid::{GridAnchor, LaneConfig, Start};
 pub use media::{CodecConfig, MediaTime, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
 pub use packager::{
-    fragment_sequence, Anchor, Config, Event, ExportedHistory, Format, HlsConfig, LlHlsConfig, Object, ObjectKind,
-    Output, Packager, PackagerError,
+    config_fingerprint, fragment_sequence, Anchor, Config, ConfigVersion, Event, ExportedHistory, Format, HlsConfig,
+    LlHlsConfig, Object, ObjectKind, Output, Packager, PackagerError,
 };
 pub use playlist::Point;

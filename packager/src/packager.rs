@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 
 use crate::codec::AAC_FRAME_SAMPLES;
 use crate::fmp4::{self, FragSample};
-use crate::grid::{Chunk, GridAnchor, GridNote, SegmentGrid, Segmenter, Start};
+use crate::grid::{Chunk, GridAnchor, GridNote, LaneConfig, SegmentGrid, Segmenter, Start};
 use crate::media::{CodecConfig, Sample, StreamDescription, Timescale, Track, TrackId, TrackKind};
 use crate::playlist::{self, History, LlHlsParams, LlHlsView, PartEntry, Point, SegmentEntry};
 use crate::ts_mux;
@@ -42,6 +42,29 @@ pub struct Anchor {
     pub hls: Option<GridAnchor>,
     /// EXT-X-DISCONTINUITY-SEQUENCE of the first segment.
     pub discontinuity_sequence: u64,
+    /// The configuration version in force on each track (at most one video
+    /// and one audio track), so that a joining node names its init segments
+    /// as the peer does.
+    pub configs: [Option<ConfigVersion>; 2],
+}
+
+/// A track's codec configuration version (0 for the stream's first, +1 at
+/// each change) and the fingerprint of that configuration
+/// ([`config_fingerprint`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConfigVersion {
+    pub track: TrackId,
+    pub version: u32,
+    pub fingerprint: u32,
+}
+
+/// CRC-32/MPEG-2 of the codec configuration record as carried by the
+/// source (the avcC body, the AudioSpecificConfig).
+pub fn config_fingerprint(c: &CodecConfig) -> u32 {
+    match c {
+        CodecConfig::H264(a) => ts_mux::crc32_mpeg2(&a.avcc),
+        CodecConfig::Aac(a) => ts_mux::crc32_mpeg2(&a.asc),
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -148,6 +171,17 @@ pub enum Event {
         dts: i64,
         reason: &'static str,
     },
+    /// A track's codec configuration changed: from its next sample (the
+    /// next keyframe, for video) a new segment starts with a new init
+    /// segment, after an EXT-X-DISCONTINUITY.
+    ConfigurationChanged {
+        stream: String,
+        track: TrackId,
+        /// The new configuration's version (names its init segment).
+        version: u32,
+        from: String,
+        to: String,
+    },
     /// The MPEG-TS writer rejected a segment's samples; the playlist keeps
     /// the entry (numbering stays contiguous) and the object is missing.
     TsSegmentFailed {
@@ -239,7 +273,10 @@ pub enum PackagerError {
 // ---------------------------------------------------------------------------
 
 struct Rendition {
+    /// The configuration of the segment in progress.
     track: Track,
+    /// Its generation (index into the track's configurations).
+    generation: u32,
     label: String,
     history: History,
     /// Part bytes of the segment in progress, to build the full segment.
@@ -283,7 +320,33 @@ struct Hls {
     started: bool,
     disc_seq: u64,
     driver: TrackId,
-    driver_ts: Timescale,
+    /// Configuration generation of each track in the last muxed segment.
+    generations: BTreeMap<TrackId, u32>,
+}
+
+/// The codec configurations a track went through.
+struct TrackConfigs {
+    id: TrackId,
+    /// Generation -> configuration, the newest few.
+    configs: BTreeMap<u32, Track>,
+    /// Newest generation pushed with a sample.
+    generation: u32,
+    /// Version of generation 0 (non-zero for a node that joined after a
+    /// change).
+    version_base: u32,
+    /// A new configuration waiting for the track's next sample.
+    pending: Option<Track>,
+}
+
+/// Configurations kept per track for segments still in progress.
+const CONFIGS_KEPT: usize = 8;
+
+/// A short description of a configuration for logs.
+fn describe(c: &CodecConfig) -> String {
+    match c {
+        CodecConfig::H264(a) => format!("{} {}x{}", a.codec_string(), a.info.width, a.info.height),
+        CodecConfig::Aac(a) => format!("{} {} Hz {} ch", a.codec_string(), a.sample_rate, a.channels),
+    }
 }
 
 /// The deterministic packager for one stream. See the crate documentation
@@ -292,6 +355,7 @@ pub struct Packager {
     desc: StreamDescription,
     ll: Option<LlHls>,
     hls: Option<Hls>,
+    configs: Vec<TrackConfigs>,
     out: VecDeque<Output>,
     finished: bool,
 }
@@ -402,6 +466,7 @@ impl Packager {
                     .iter()
                     .map(|t| Rendition {
                         track: (*t).clone(),
+                        generation: 0,
                         label: t.label(),
                         history: History::new(),
                         current: Vec::new(),
@@ -439,14 +504,86 @@ impl Packager {
                     started: false,
                     disc_seq: config.anchor.discontinuity_sequence,
                     driver: driver.id,
-                    driver_ts: driver.timescale,
+                    generations: BTreeMap::new(),
                 })
             }
         };
         if ll.is_none() && hls.is_none() {
             return Err(cerr("neither LL-HLS nor HLS output is enabled".into()));
         }
-        Ok(Packager { desc, ll, hls, out: VecDeque::new(), finished: false })
+        let configs = desc
+            .tracks
+            .iter()
+            .map(|t| {
+                let fp = config_fingerprint(&t.codec);
+                let version_base = match config.anchor.configs.iter().flatten().find(|c| c.track == t.id) {
+                    Some(c) if c.fingerprint == fp => c.version,
+                    Some(c) => c.version + 1,
+                    None => 0,
+                };
+                TrackConfigs {
+                    id: t.id,
+                    configs: BTreeMap::from([(0, t.clone())]),
+                    generation: 0,
+                    version_base,
+                    pending: None,
+                }
+            })
+            .collect();
+        Ok(Packager { desc, ll, hls, configs, out: VecDeque::new(), finished: false })
+    }
+
+    /// A new codec configuration for a track of the stream (a new AVC
+    /// sequence header, a new AudioSpecificConfig). It takes effect at the
+    /// track's next sample: a new segment with a new init segment and an
+    /// EXT-X-DISCONTINUITY (see [`grid::Segmenter::push_with`] for where
+    /// exactly). Returns whether the configuration differs from the one in
+    /// force; an unchanged one is ignored.
+    ///
+    /// [`grid::Segmenter::push_with`]: crate::grid::Segmenter::push_with
+    pub fn push_track(&mut self, track: Track) -> Result<bool, PackagerError> {
+        let stream = self.desc.name.clone();
+        let Some(tc) = self.configs.iter_mut().find(|c| c.id == track.id) else {
+            return Err(PackagerError::UnknownTrack { stream, track: track.id, dts: 0 });
+        };
+        let current = tc.pending.as_ref().or(tc.configs.get(&tc.generation));
+        if let Some(cur) = current {
+            if cur.kind() != track.kind() {
+                return Err(PackagerError::Description {
+                    stream,
+                    reason: format!(
+                        "track {} changed from {} to {}",
+                        track.id,
+                        cur.kind().as_str(),
+                        track.kind().as_str()
+                    ),
+                });
+            }
+            if cur.codec == track.codec && cur.timescale == track.timescale {
+                return Ok(false);
+            }
+        }
+        let from = current.map(|c| describe(&c.codec)).unwrap_or_default();
+        let version = tc.version_base + tc.generation + 1;
+        self.out.push_back(Output::Event(Event::ConfigurationChanged {
+            stream,
+            track: track.id,
+            version,
+            from,
+            to: describe(&track.codec),
+        }));
+        tc.pending = Some(track);
+        Ok(true)
+    }
+
+    /// The configuration of generation `g` of `track`.
+    fn config(&self, track: TrackId, g: u32) -> Option<&Track> {
+        self.configs.iter().find(|c| c.id == track)?.configs.get(&g)
+    }
+
+    /// Version (init segment name) of generation `g` of `track`.
+    fn version(&self, track: TrackId, g: u32) -> u32 {
+        self.configs.iter().find(|c| c.id == track).map_or(0, |c| c.version_base) + g
     }
 
     /// The anchor in force: give it to a node that joins this stream. The
@@ -461,6 +598,18 @@ impl Packager {
                 .map(|l| l.disc_seq)
                 .or(self.hls.as_ref().map(|h| h.disc_seq))
                 .unwrap_or(0),
+            configs: {
+                let mut v = [None; 2];
+                for (slot, c) in v.iter_mut().zip(&self.configs) {
+                    let cfg = c.pending.as_ref().or(c.configs.get(&c.generation));
+                    *slot = cfg.map(|t| ConfigVersion {
+                        track: c.id,
+                        version: c.version_base + c.generation + u32::from(c.pending.is_some()),
+                        fingerprint: config_fingerprint(&t.codec),
+                    });
+                }
+                v
+            },
         }
     }
 
@@ -481,12 +630,27 @@ impl Packager {
                 dts: sample.dts,
             });
         }
+        let mut change = None;
+        if let Some(tc) = self.configs.iter_mut().find(|c| c.id == sample.track) {
+            if let Some(t) = tc.pending.take() {
+                tc.generation += 1;
+                change = Some(LaneConfig {
+                    generation: tc.generation,
+                    timescale: t.timescale,
+                    default_duration: default_duration(&t),
+                });
+                tc.configs.insert(tc.generation, t);
+                while tc.configs.len() > CONFIGS_KEPT {
+                    tc.configs.pop_first();
+                }
+            }
+        }
         if let Some(ll) = &mut self.ll {
-            let step = ll.segmenter.push(sample.clone());
+            let step = ll.segmenter.push_with(sample.clone(), change);
             self.handle_ll(step.chunks, step.notes);
         }
         if let Some(hls) = &mut self.hls {
-            let step = hls.segmenter.push(sample);
+            let step = hls.segmenter.push_with(sample, change);
             self.handle_hls(step.chunks, step.notes, false);
         }
         Ok(())
@@ -645,16 +809,58 @@ impl Packager {
             bytes: Bytes::from(playlist::render_llhls_master(&self.desc)),
         }));
         for r in &ll.renditions {
+            let base = self.configs.iter().find(|c| c.id == r.track.id).map_or(0, |c| c.version_base);
             self.out.push_back(Output::Object(Object {
-                name: playlist::init_name(&r.label),
+                name: playlist::init_name_version(&r.label, base),
                 kind: ObjectKind::Init { track: r.track.id },
                 bytes: Bytes::from(fmp4::init_segment(&r.track)),
             }));
         }
     }
 
+    /// A rendition reaches a chunk of another configuration: publish its init
+    /// segment and the master playlist as of the new configuration.
+    fn ll_switch(&mut self, track: TrackId, generation: u32) {
+        let Some(cfg) = self.config(track, generation).cloned() else { return };
+        let version = self.version(track, generation);
+        let Some(ll) = &mut self.ll else { return };
+        let Some(r) = ll.renditions.iter_mut().find(|r| r.track.id == track) else { return };
+        r.track = cfg;
+        r.generation = generation;
+        self.out.push_back(Output::Object(Object {
+            name: playlist::init_name_version(&r.label, version),
+            kind: ObjectKind::Init { track },
+            bytes: Bytes::from(fmp4::init_segment(&r.track)),
+        }));
+        let desc = StreamDescription {
+            tracks: self
+                .desc
+                .tracks
+                .iter()
+                .map(|t| {
+                    ll.renditions.iter().find(|r| r.track.id == t.id).map_or_else(|| t.clone(), |r| r.track.clone())
+                })
+                .collect(),
+            ..self.desc.clone()
+        };
+        self.out.push_back(Output::Object(Object {
+            name: playlist::LLHLS_MASTER.into(),
+            kind: ObjectKind::MasterPlaylist,
+            bytes: Bytes::from(playlist::render_llhls_master(&desc)),
+        }));
+    }
+
     fn ll_chunk(&mut self, c: Chunk) {
         self.ll_start();
+        let switch = self
+            .ll
+            .as_ref()
+            .and_then(|ll| ll.renditions.iter().find(|r| r.track.id == c.track))
+            .is_some_and(|r| r.generation != c.generation);
+        if switch {
+            self.ll_switch(c.track, c.generation);
+        }
+        let init_version = self.version(c.track, c.generation);
         let stream = self.desc.name.clone();
         let pdt_base = self.desc.program_date_time_base_ms;
         let Some(ll) = &mut self.ll else { return };
@@ -666,7 +872,7 @@ impl Packager {
         let part_target_ms = ll.params.part_target_ms;
         let td = ll.params.target_duration_s;
         let r = &mut ll.renditions[ri];
-        let ts = r.track.timescale;
+        let ts = c.timescale;
 
         // The part object.
         let gap = c.samples.is_empty();
@@ -714,6 +920,8 @@ impl Packager {
                 parts: Vec::new(),
                 complete: false,
                 discontinuity_sequence: disc_seq,
+                init_version,
+                timescale: ts,
             });
         }
         // The entry was pushed just above if there was none.
@@ -825,8 +1033,8 @@ impl Packager {
             self.mux_ts(msn, p, finishing);
         }
         if finishing {
-            let ended = self.hls.as_ref().map(|h| (h.history.clone(), h.driver_ts, h.cfg.clone()));
-            if let Some((history, ts, cfg)) = ended {
+            let ended = self.hls.as_ref().map(|h| (h.history.clone(), h.cfg.clone()));
+            if let Some((history, cfg)) = ended {
                 let td = SegmentGrid {
                     segment_ms: cfg.segment_duration_ms,
                     part_budget_ms: None,
@@ -835,7 +1043,6 @@ impl Packager {
                 .target_duration_s();
                 if let Some(text) = playlist::render_hls_media(
                     &history,
-                    ts,
                     td,
                     cfg.segment_count,
                     self.desc.program_date_time_base_ms,
@@ -870,18 +1077,41 @@ impl Packager {
     fn mux_ts(&mut self, msn: u64, p: TsPending, finishing: bool) {
         let stream = self.desc.name.clone();
         let pdt_base = self.desc.program_date_time_base_ms;
-        let tracks: Vec<&Track> = self.desc.tracks.iter().collect();
+        // Each track in the configuration of its samples in this segment
+        // (or the one of its last segment, if it has none here).
+        let owned: Vec<Track> = self
+            .desc
+            .tracks
+            .iter()
+            .map(|t| {
+                let g = p
+                    .chunks
+                    .get(&t.id)
+                    .map(|c| c.generation)
+                    .or_else(|| self.hls.as_ref().and_then(|h| h.generations.get(&t.id).copied()));
+                g.and_then(|g| self.config(t.id, g)).cloned().unwrap_or_else(|| t.clone())
+            })
+            .collect();
+        let tracks: Vec<&Track> = owned.iter().collect();
         let Some(hls) = &mut self.hls else { return };
         let Some(driver_chunk) = p.chunks.get(&hls.driver) else { return };
-        if !hls.started {
+        // A change of any track's configuration is a discontinuity here:
+        // the TS segment holds every track, so this is known in time.
+        let changed = p.chunks.values().any(|c| hls.generations.get(&c.track).is_some_and(|g| *g != c.generation));
+        for c in p.chunks.values() {
+            hls.generations.insert(c.track, c.generation);
+        }
+        if !hls.started || changed {
             hls.started = true;
+            let desc = StreamDescription { tracks: owned.clone(), ..self.desc.clone() };
             self.out.push_back(Output::Object(Object {
                 name: playlist::HLS_MASTER.into(),
                 kind: ObjectKind::MasterPlaylist,
-                bytes: Bytes::from(playlist::render_hls_master(&self.desc)),
+                bytes: Bytes::from(playlist::render_hls_master(&desc)),
             }));
         }
-        if driver_chunk.discontinuity {
+        let discontinuity = driver_chunk.discontinuity || changed;
+        if discontinuity {
             hls.disc_seq += 1;
         }
         let samples: Vec<&Sample> = p.chunks.values().flat_map(|c| c.samples.iter().map(|s| &s.sample)).collect();
@@ -904,7 +1134,7 @@ impl Packager {
                 }));
             }
         }
-        let ts = hls.driver_ts;
+        let ts = driver_chunk.timescale;
         let td =
             SegmentGrid { segment_ms: hls.cfg.segment_duration_ms, part_budget_ms: None, keyframe_part_min_ms: None }
                 .target_duration_s();
@@ -921,10 +1151,12 @@ impl Packager {
             msn,
             start: driver_chunk.start,
             duration: driver_chunk.duration,
-            discontinuity: driver_chunk.discontinuity,
+            discontinuity,
             parts: Vec::new(),
             complete: true,
             discontinuity_sequence: hls.disc_seq,
+            init_version: 0,
+            timescale: ts,
         });
         let keep = 2 * u64::from(hls.cfg.segment_count) + 1;
         while let Some(front) = hls.history.entries.front() {
@@ -937,8 +1169,7 @@ impl Packager {
             }
         }
         if !finishing {
-            if let Some(text) = playlist::render_hls_media(&hls.history, ts, td, hls.cfg.segment_count, pdt_base, false)
-            {
+            if let Some(text) = playlist::render_hls_media(&hls.history, td, hls.cfg.segment_count, pdt_base, false) {
                 self.out.push_back(Output::Object(Object {
                     name: playlist::HLS_MEDIA.into(),
                     kind: ObjectKind::MediaPlaylist,

@@ -24,6 +24,16 @@ pub fn media_playlist_name(label: &str) -> String {
 pub fn init_name(label: &str) -> String {
     format!("{label}_init.mp4")
 }
+/// The init segment of configuration version `version` of a track: version
+/// 0 (the stream's first configuration) is `{label}_init.mp4`, version `n`
+/// `{label}_v{n}_init.mp4`.
+pub fn init_name_version(label: &str, version: u32) -> String {
+    if version == 0 {
+        init_name(label)
+    } else {
+        format!("{label}_v{version}_init.mp4")
+    }
+}
 pub fn segment_name(label: &str, msn: u64) -> String {
     format!("{label}_{msn}.m4s")
 }
@@ -104,6 +114,11 @@ pub struct SegmentEntry {
     pub complete: bool,
     /// Discontinuity sequence number of this segment.
     pub discontinuity_sequence: u64,
+    /// Configuration version of the segment's track (its EXT-X-MAP is
+    /// [`init_name_version`]); 0 in classic HLS.
+    pub init_version: u32,
+    /// Timescale of `start`, `duration` and the parts' durations.
+    pub timescale: Timescale,
 }
 
 /// The history of one rendition's segments, enough to render its playlist as
@@ -214,7 +229,10 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     let LlHlsView { track, history: h, params: p, pdt_base_ms, reports } = *v;
     let Window { complete, partial } = window_as_of(h, at, p.segment_count)?;
     let label = track.label();
+    // Durations are summed in the track's current timescale for the window
+    // rules (each entry keeps its own for printing).
     let ts = track.timescale;
+    let in_ts = |e: &SegmentEntry, d: i64| e.timescale.convert_floor(d, ts);
     let first = complete.first().copied().or(partial.map(|(e, _)| e))?;
 
     // Parts shown: all of the segment in progress, and each part of a
@@ -222,7 +240,7 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     // before the end of the playlist. `first_part[k]` is the first part of
     // complete segment k still listed (== parts.len() for none).
     let retention = i64::from(PART_RETENTION_TARGET_DURATIONS * p.target_duration_s) * i64::from(ts.get());
-    let partial_len: i64 = partial.map_or(0, |(e, n)| e.parts[..n].iter().map(|x| x.duration).sum());
+    let partial_len: i64 = partial.map_or(0, |(e, n)| e.parts[..n].iter().map(|x| in_ts(e, x.duration)).sum());
     let mut first_part: Vec<usize> = complete.iter().map(|e| e.parts.len()).collect();
     let mut age = partial_len; // distance from the end of the playlist to the end of the current part
     'segments: for (k, e) in complete.iter().enumerate().rev() {
@@ -231,7 +249,7 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
                 break 'segments;
             }
             first_part[k] = j;
-            age += part.duration;
+            age += in_ts(e, part.duration);
         }
     }
 
@@ -241,12 +259,12 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     if skip {
         if let Some(until_ms) = p.can_skip_until_ms {
             let until = Timescale::MILLIS.convert_ceil(i64::from(until_ms), ts);
-            let mut remaining: i64 = complete.iter().map(|e| e.duration).sum::<i64>() + partial_len;
+            let mut remaining: i64 = complete.iter().map(|e| in_ts(e, e.duration)).sum::<i64>() + partial_len;
             for e in &complete {
-                if remaining - e.duration < until {
+                if remaining - in_ts(e, e.duration) < until {
                     break;
                 }
-                remaining -= e.duration;
+                remaining -= in_ts(e, e.duration);
                 skipped += 1;
             }
         }
@@ -273,13 +291,19 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     if skipped > 0 {
         let _ = writeln!(s, "#EXT-X-SKIP:SKIPPED-SEGMENTS={skipped}");
     }
-    let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", init_name(&label));
 
-    let write_head = |s: &mut String, e: &SegmentEntry, first_shown: bool| {
+    // EXT-X-MAP before the first segment shown and wherever the
+    // configuration version changes.
+    let mut map: Option<u32> = None;
+    let mut write_head = |s: &mut String, e: &SegmentEntry, first_shown: bool| {
         if e.discontinuity && !first_shown {
             s.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let pdt = pdt_base_ms + ts.convert_floor(e.start, Timescale::MILLIS);
+        if map != Some(e.init_version) {
+            let _ = writeln!(s, "#EXT-X-MAP:URI=\"{}\"", init_name_version(&label, e.init_version));
+            map = Some(e.init_version);
+        }
+        let pdt = pdt_base_ms + e.timescale.convert_floor(e.start, Timescale::MILLIS);
         let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", fmt_pdt(pdt));
     };
     let write_parts = |s: &mut String, e: &SegmentEntry, from: usize, n: usize| {
@@ -287,7 +311,7 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
             let _ = write!(
                 s,
                 "#EXT-X-PART:DURATION={},URI=\"{}\"",
-                fmt_ticks(part.duration, ts),
+                fmt_ticks(part.duration, e.timescale),
                 part_name(&label, e.msn, k as u32)
             );
             if part.independent {
@@ -303,7 +327,7 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     for (k, e) in complete.iter().enumerate().skip(skipped) {
         write_head(&mut s, e, k == 0);
         write_parts(&mut s, e, first_part[k], e.parts.len());
-        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, ts));
+        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, e.timescale));
         if e.parts.iter().all(|x| x.gap) {
             s.push_str("#EXT-X-GAP\n");
         }
@@ -333,10 +357,9 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
 }
 
 /// Render the classic HLS media playlist: the last `segment_count` complete
-/// segments of `h` (durations in `timescale`).
+/// segments of `h`.
 pub fn render_hls_media(
     h: &History,
-    timescale: Timescale,
     target_duration_s: u32,
     segment_count: u32,
     pdt_base_ms: i64,
@@ -355,9 +378,9 @@ pub fn render_hls_media(
         if e.discontinuity && k > 0 {
             s.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let pdt = pdt_base_ms + timescale.convert_floor(e.start, Timescale::MILLIS);
+        let pdt = pdt_base_ms + e.timescale.convert_floor(e.start, Timescale::MILLIS);
         let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", fmt_pdt(pdt));
-        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, timescale));
+        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, e.timescale));
         let _ = writeln!(s, "{}", ts_segment_name(e.msn));
     }
     if ended {

@@ -198,8 +198,7 @@ fn check_decode(case: &str, input: &Input, run: &Run) {
     let (in_a, err) = if has(TrackKind::Audio) { framemd5(&src, "a") } else { (vec![], String::new()) };
     assert!(err.is_empty(), "{case}: input decode errors: {err}");
 
-    let compare = |what: &str, stream: &str, file: &Path| {
-        let (out, err) = framemd5(file, stream);
+    let compare_frames = |what: &str, stream: &str, out: &[String], err: &str| {
         assert!(err.is_empty(), "{case}: {what}: ffmpeg reported errors:\n{err}");
         if stream == "v" {
             assert_eq!(out.len(), in_v.len(), "{case}: {what}: video frame count");
@@ -219,11 +218,27 @@ fn check_decode(case: &str, input: &Input, run: &Run) {
             );
         }
     };
+    let compare = |what: &str, stream: &str, file: &Path| {
+        let (out, err) = framemd5(file, stream);
+        compare_frames(what, stream, &out, &err);
+    };
 
+    // Each configuration version decodes from its own init segment: the
+    // output is cut into ranges of one version (a discontinuity each) and
+    // the ranges' frames, one after the other, must be the input's.
+    let history = run.packager.export_history();
     for (track, label) in run.packager.renditions() {
         let kind = input.desc.track(track).map(|t| t.kind()).expect("track");
         let stream = if kind == TrackKind::Video { "v" } else { "a" };
-        let init = &c.objects[&playlist::init_name(&label)];
+        let versions: std::collections::BTreeMap<u64, u32> = history
+            .llhls
+            .iter()
+            .find(|(t, _)| *t == track)
+            .map(|(_, es)| es.iter().map(|e| (e.msn, e.init_version)).collect())
+            .unwrap_or_default();
+        // The track's configuration of each version (0: the description's).
+        let mut configs = vec![input.desc.track(track).expect("track").clone()];
+        configs.extend(input.changes.iter().filter(|(_, t)| t.id == track).map(|(_, t)| t.clone()));
         let mut parts: Vec<(u64, u32, &[u8])> = Vec::new();
         let mut segs: Vec<(u64, &[u8])> = Vec::new();
         for name in c.media_names() {
@@ -235,12 +250,54 @@ fn check_decode(case: &str, input: &Input, run: &Run) {
         }
         parts.sort_by_key(|p| (p.0, p.1));
         segs.sort_by_key(|s| s.0);
-        let mut v: Vec<&[u8]> = vec![init];
-        v.extend(parts.iter().map(|p| p.2));
-        compare("init+parts", stream, &write_concat(&dir, &format!("{label}-parts.mp4"), &v));
-        let mut v: Vec<&[u8]> = vec![init];
-        v.extend(segs.iter().map(|s| s.1));
-        compare("init+segments", stream, &write_concat(&dir, &format!("{label}-segments.mp4"), &v));
+        for (what, objs) in
+            [("init+parts", parts.iter().map(|p| (p.0, p.2)).collect::<Vec<_>>()), ("init+segments", segs.clone())]
+        {
+            let mut ranges: Vec<(u32, Vec<&[u8]>)> = Vec::new();
+            for (msn, b) in objs {
+                let v = *versions.get(&msn).expect("every published segment is in the history");
+                match ranges.last_mut() {
+                    Some((last, bs)) if *last == v => bs.push(b),
+                    _ => ranges.push((v, vec![b])),
+                }
+            }
+            if kind == TrackKind::Audio && ranges.len() > 1 {
+                // Audio across a configuration change: each range decodes
+                // cleanly and, where its sample rate is the input's first
+                // (ffmpeg resamples the input's later ranges to it), matches.
+                let mut total = 0;
+                for (k, (v, bs)) in ranges.iter().enumerate() {
+                    let init = &c.objects[&playlist::init_name_version(&label, *v)];
+                    let mut all: Vec<&[u8]> = vec![init];
+                    all.extend(bs);
+                    let file = write_concat(&dir, &format!("{label}-{what}-{k}.mp4"), &all);
+                    let (out, err) = framemd5(&file, stream);
+                    assert!(err.is_empty(), "{case}: {what} range {k}: ffmpeg reported errors:\n{err}");
+                    total += out.len();
+                    let rate = |t: &lockstep_packager::Track| t.timescale;
+                    if configs.get(*v as usize).map(rate) == configs.first().map(rate) {
+                        assert!(
+                            contains_run(&in_a, &out[1.min(out.len())..]),
+                            "{case}: {what} range {k}: decoded audio differs from the input's"
+                        );
+                    }
+                }
+                assert!(total + 2 * ranges.len() >= in_a.len() * 9 / 10, "{case}: {what}: {total} audio frames");
+                continue;
+            }
+            let mut out = Vec::new();
+            let mut errs = String::new();
+            for (k, (v, bs)) in ranges.iter().enumerate() {
+                let init = &c.objects[&playlist::init_name_version(&label, *v)];
+                let mut all: Vec<&[u8]> = vec![init];
+                all.extend(bs);
+                let file = write_concat(&dir, &format!("{label}-{what}-{k}.mp4"), &all);
+                let (o, e) = framemd5(&file, stream);
+                out.extend(o);
+                errs.push_str(&e);
+            }
+            compare_frames(what, stream, &out, &errs);
+        }
     }
 
     let mut ts: Vec<(u64, &[u8])> = c
@@ -308,4 +365,14 @@ fn video_only() {
 #[test]
 fn far_timestamps() {
     golden_case("far_timestamps");
+}
+
+#[test]
+fn config_change() {
+    golden_case("config_change");
+}
+
+#[test]
+fn config_change_rate() {
+    golden_case("config_change_rate");
 }

@@ -9,7 +9,49 @@
 mod golden;
 
 use golden::*;
-use lockstep_packager::{Config, Packager, Point, Sample, Start, TrackKind};
+use lockstep_packager::{Config, Packager, Point, Sample, Start, StreamDescription, Track, TrackKind};
+
+/// A node that joins at sample `k`: the stream description in force there
+/// (configuration changes before `k` applied) and the changes after it,
+/// indexed from `k`.
+fn join_view(input: &Input, k: usize) -> (StreamDescription, Vec<(usize, Track)>) {
+    let mut desc = input.desc.clone();
+    let mut later = Vec::new();
+    for (at, t) in &input.changes {
+        if *at <= k && !input.samples[*at..k].iter().any(|s| s.track == t.id) {
+            // Changes whose first sample is at or after k are later ones.
+            later.push((*at - (*at).min(k), t.clone()));
+        } else if *at < k {
+            if let Some(old) = desc.tracks.iter_mut().find(|o| o.id == t.id) {
+                *old = t.clone();
+            }
+        } else {
+            later.push((*at - k, t.clone()));
+        }
+    }
+    (desc, later)
+}
+
+/// The changes of `input` placed in a reordering `samples` of its samples:
+/// each before the same sample of its track as in the input.
+fn remap_changes(input: &Input, samples: &[Sample]) -> Vec<(usize, Track)> {
+    input
+        .changes
+        .iter()
+        .filter_map(|(at, t)| {
+            let first = input.samples[*at..].iter().find(|s| s.track == t.id)?;
+            let pos = samples.iter().position(|s| s.track == first.track && s.dts == first.dts)?;
+            Some((pos, t.clone()))
+        })
+        .collect()
+}
+
+/// The peer's anchor as of sample `k` (what the timeline agreement hands a
+/// node that joins there).
+fn anchor_at(input: &Input, config: &Config, k: usize) -> lockstep_packager::Anchor {
+    let changes: Vec<(usize, Track)> = input.changes.iter().filter(|(at, _)| *at < k).cloned().collect();
+    run_with_changes(&input.desc, config.clone(), &input.samples[..k], &changes, 1).packager.anchor()
+}
 
 /// A short window so that a joined packager's playlists cover a full window
 /// within the golden inputs' length.
@@ -79,13 +121,21 @@ fn assert_same_playlists(case: &str, what: &str, a: &Run, b: &Run, window: u64) 
 fn joined_at(case: &str, fraction_percent: usize, batch: usize) {
     let input = load(case);
     let config = pair_config(case);
-    let a = run_samples(&input.desc, config.clone(), &input.samples, 1);
+    let a = run_with_changes(&input.desc, config.clone(), &input.samples, &input.changes, 1);
     let k = input.samples.len() * fraction_percent / 100;
     // The joining node adopts its peer's timeline anchor (grid phase,
-    // numbering base), as the pair's timeline agreement provides.
-    let anchor = a.packager.anchor();
+    // numbering base, configuration versions) as of the join, as the pair's
+    // timeline agreement provides.
+    let anchor = anchor_at(&input, &config, k);
     assert!(anchor.llhls.is_some() && anchor.hls.is_some());
-    let b = run_samples(&input.desc, Config { start: Start::Joined, anchor, ..config }, &input.samples[k..], batch);
+    let (desc, changes) = join_view(&input, k);
+    let b = run_with_changes(
+        &desc,
+        Config { start: Start::Joined, anchor, ..config },
+        &input.samples[k..],
+        &changes,
+        batch,
+    );
     let what = format!("joined at sample {k} ({fraction_percent}%), batch {batch}");
     let n = assert_subset(case, &what, &a.c, &b.c);
     assert!(n >= 6, "{case}: {what}: only {n} objects compared");
@@ -153,10 +203,12 @@ fn reinterleave(
 fn interleave_independent(case: &str) {
     let input = load(case);
     let config = pair_config(case);
-    let a = run_samples(&input.desc, config.clone(), &input.samples, 1);
+    let a = run_with_changes(&input.desc, config.clone(), &input.samples, &input.changes, 1);
     for (kind, shift, batch) in [(TrackKind::Audio, 60, 1), (TrackKind::Video, 45, 13), (TrackKind::Audio, -40, 64)] {
         let samples = reinterleave(&input.samples, &input.desc, kind, shift);
-        let b = run_samples(&input.desc, config.clone(), &samples, batch);
+        let changes = remap_changes(&input, &samples);
+        assert_eq!(changes.len(), input.changes.len());
+        let b = run_with_changes(&input.desc, config.clone(), &samples, &changes, batch);
         let what = format!("{kind:?} shifted by {shift}, batch {batch}");
         let n = assert_subset(case, &what, &a.c, &b.c);
         let m = assert_subset(case, &what, &b.c, &a.c);
@@ -176,20 +228,34 @@ fn interleave_independent(case: &str) {
 /// peer's history when it publishes its first part: from then on every
 /// playlist it renders equals the peer's, at every point.
 fn joined_with_backfill(case: &str) {
+    for percent in [40, 60] {
+        joined_with_backfill_at(case, percent);
+    }
+}
+
+fn joined_with_backfill_at(case: &str, percent: usize) {
     let input = load(case);
     let config = pair_config(case);
-    let k = input.samples.len() * 40 / 100;
+    let k = input.samples.len() * percent / 100;
     let mut a = Packager::new(input.desc.clone(), config.clone()).expect("config");
     let mut ca = Collected::default();
-    for s in &input.samples[..k] {
+    let change_at = |i: usize| input.changes.iter().filter(move |(at, _)| *at == i).map(|(_, t)| t.clone());
+    for (i, s) in input.samples[..k].iter().enumerate() {
+        for t in change_at(i) {
+            a.push_track(t).expect("configuration");
+        }
         a.push(s.clone()).expect("push");
     }
     drain(&mut a, &mut ca);
-    let mut b = Packager::new(input.desc.clone(), Config { start: Start::Joined, anchor: a.anchor(), ..config })
-        .expect("config");
+    let (desc, _) = join_view(&input, k);
+    let mut b = Packager::new(desc, Config { start: Start::Joined, anchor: a.anchor(), ..config }).expect("config");
     let mut cb = Collected::default();
     let mut imported = None;
-    for s in &input.samples[k..] {
+    for (i, s) in input.samples.iter().enumerate().skip(k) {
+        for t in change_at(i) {
+            a.push_track(t.clone()).expect("configuration");
+            b.push_track(t).expect("configuration");
+        }
         a.push(s.clone()).expect("push");
         b.push(s.clone()).expect("push");
         drain(&mut a, &mut ca);
@@ -262,7 +328,16 @@ macro_rules! pair_cases {
     };
 }
 
-pair_cases!(avc30_gop1, avc2997_gop2, scenecut, audio_only, video_only, far_timestamps);
+pair_cases!(
+    avc30_gop1,
+    avc2997_gop2,
+    scenecut,
+    audio_only,
+    video_only,
+    far_timestamps,
+    config_change,
+    config_change_rate
+);
 
 /// The MPEG-TS demuxer gives the same samples however the bytes are split.
 #[test]

@@ -473,7 +473,7 @@ impl State {
     fn handle(&mut self, ctx: &SessionContext, events: Vec<DemuxEvent>) -> Result<(), String> {
         for ev in events {
             match ev {
-                DemuxEvent::Track(t) => self.track(t)?,
+                DemuxEvent::Track(t) => self.track(ctx, t)?,
                 DemuxEvent::Sample(s) => self.sample(ctx, s)?,
             }
         }
@@ -485,15 +485,26 @@ impl State {
         Ok(())
     }
 
-    fn track(&mut self, t: Track) -> Result<(), String> {
+    fn track(&mut self, ctx: &SessionContext, t: Track) -> Result<(), String> {
         match self.tracks.iter_mut().find(|o| o.id == t.id) {
             Some(old) if *old == t => Ok(()),
             Some(old) if self.packager.is_none() => {
                 *old = t;
                 Ok(())
             }
-            Some(_) => {
-                Err(format!("the codec configuration of track {} changed mid-stream; publish it as a new stream", t.id))
+            Some(old) => {
+                // The stream carries on: the packager starts a new segment
+                // with a new init segment at the track's next sample.
+                let from = describe(old);
+                let to = describe(&t);
+                *old = t.clone();
+                if let Some(p) = &mut self.packager {
+                    if p.push_track(t).map_err(|e| e.to_string())? {
+                        info!(stream = %ctx.key, track = %old.id, from = %from, to = %to, "codec configuration changed; new init segment and discontinuity");
+                        ctx.summary.set_tracks(self.tracks.clone());
+                    }
+                }
+                Ok(())
             }
             None if self.packager.is_none() => {
                 self.tracks.push(t);
@@ -635,6 +646,16 @@ impl State {
         self.published = Some(st);
         self.after_drain(ctx, published, segment);
         Ok(())
+    }
+}
+
+/// A track's codec configuration for logs: codec string, size or rate.
+fn describe(t: &Track) -> String {
+    match &t.codec {
+        lockstep_packager::CodecConfig::H264(c) => format!("{} {}x{}", c.codec_string(), c.info.width, c.info.height),
+        lockstep_packager::CodecConfig::Aac(c) => {
+            format!("{} {} Hz {} ch", c.codec_string(), c.sample_rate, c.channels)
+        }
     }
 }
 

@@ -17,7 +17,16 @@ use lockstep_packager::{
 };
 use sha2::{Digest, Sha256};
 
-pub const CASES: &[&str] = &["avc30_gop1", "avc2997_gop2", "scenecut", "audio_only", "video_only", "far_timestamps"];
+pub const CASES: &[&str] = &[
+    "avc30_gop1",
+    "avc2997_gop2",
+    "scenecut",
+    "audio_only",
+    "video_only",
+    "far_timestamps",
+    "config_change",
+    "config_change_rate",
+];
 
 pub fn golden_dir(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("golden").join(case)
@@ -55,6 +64,9 @@ pub fn case_config(case: &str) -> Config {
 pub struct Input {
     pub desc: StreamDescription,
     pub samples: Vec<Sample>,
+    /// Codec configuration changes: (index of the first sample after it in
+    /// `samples`, the new configuration).
+    pub changes: Vec<(usize, Track)>,
 }
 
 /// Demux a golden input into a stream description and its samples in input
@@ -78,21 +90,23 @@ pub fn load_chunked(case: &str, chunk: usize) -> Input {
     }
     let mut tracks: Vec<Track> = Vec::new();
     let mut samples = Vec::new();
+    let mut changes = Vec::new();
     for e in events {
         match e {
-            DemuxEvent::Track(t) => {
-                if let Some(old) = tracks.iter_mut().find(|o| o.id == t.id) {
-                    assert!(samples.is_empty(), "{case}: codec configuration changed mid-stream");
-                    *old = t;
-                } else {
-                    tracks.push(t);
-                }
-            }
+            DemuxEvent::Track(t) => match tracks.iter_mut().find(|o| o.id == t.id) {
+                Some(old) if !samples.iter().any(|s: &Sample| s.track == t.id) => *old = t,
+                Some(_) => changes.push((samples.len(), t)),
+                None => tracks.push(t),
+            },
             DemuxEvent::Sample(s) => samples.push(s),
         }
     }
     tracks.sort_by_key(|t| t.id);
-    Input { desc: StreamDescription { name: format!("golden/{case}"), tracks, program_date_time_base_ms: 0 }, samples }
+    Input {
+        desc: StreamDescription { name: format!("golden/{case}"), tracks, program_date_time_base_ms: 0 },
+        samples,
+        changes,
+    }
 }
 
 pub fn load(case: &str) -> Input {
@@ -155,9 +169,24 @@ pub fn drain(p: &mut Packager, run: &mut Collected) {
 /// Feed `samples` (in the given order) to a new packager, polling after
 /// every `batch` samples.
 pub fn run_samples(desc: &StreamDescription, config: Config, samples: &[Sample], batch: usize) -> Run {
+    run_with_changes(desc, config, samples, &[], batch)
+}
+
+/// [`run_samples`] with codec configuration changes pushed before the
+/// samples at the given indexes.
+pub fn run_with_changes(
+    desc: &StreamDescription,
+    config: Config,
+    samples: &[Sample],
+    changes: &[(usize, Track)],
+    batch: usize,
+) -> Run {
     let mut p = Packager::new(desc.clone(), config).expect("valid packager configuration");
     let mut parts = Collected::default();
     for (i, s) in samples.iter().enumerate() {
+        for (_, t) in changes.iter().filter(|(at, _)| *at == i) {
+            p.push_track(t.clone()).expect("configuration accepted");
+        }
         p.push(s.clone()).expect("sample accepted");
         if (i + 1) % batch.max(1) == 0 {
             drain(&mut p, &mut parts);
@@ -170,7 +199,7 @@ pub fn run_samples(desc: &StreamDescription, config: Config, samples: &[Sample],
 
 pub fn run_case(case: &str) -> (Input, Run) {
     let input = load(case);
-    let run = run_samples(&input.desc, case_config(case), &input.samples, 1);
+    let run = run_with_changes(&input.desc, case_config(case), &input.samples, &input.changes, 1);
     (input, run)
 }
 
@@ -216,6 +245,9 @@ pub fn run_bounded(cmd: &mut Command, limit: Duration) -> (String, String) {
 pub fn framemd5(file: &Path, stream: &str) -> (Vec<String>, String) {
     let (out, err) = run_bounded(
         Command::new("ffmpeg").args(["-nostdin", "-v", "error", "-i"]).arg(file).args([
+            // Frames keep their own size across a resolution change.
+            "-autoscale",
+            "0",
             "-map",
             &format!("0:{stream}:0"),
             "-f",
