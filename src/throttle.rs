@@ -39,7 +39,7 @@ impl Throttle {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.unlogged += 1;
         s.total += 1;
-        let due = s.last.map_or(true, |t| now.saturating_duration_since(t) >= self.every);
+        let due = s.last.is_none_or(|t| now.saturating_duration_since(t) >= self.every);
         if !due {
             return None;
         }

@@ -26,7 +26,7 @@ use support::*;
 /// RSS after an attack may exceed the baseline by this much (KiB): the
 /// allocator keeps some freed memory, and the bystander's playlist window
 /// is still filling.
-const RSS_TOLERANCE_KB: u64 = 48 * 1024;
+const RSS_TOLERANCE_KB: u64 = 32 * 1024;
 
 /// Part duration of the test configuration (`ChunkDuration` 0.5 s).
 const PART_S: f64 = 0.5;
@@ -111,8 +111,7 @@ fn media_playlist(port: u16, app: &str, stream: &str) -> Option<String> {
 /// The last part URI of a media playlist.
 fn last_part(text: &str) -> Option<String> {
     text.lines()
-        .filter(|l| l.starts_with("#EXT-X-PART:"))
-        .last()
+        .rfind(|l| l.starts_with("#EXT-X-PART:"))
         .and_then(|l| l.split("URI=\"").nth(1)?.split('"').next().map(str::to_string))
 }
 
@@ -232,7 +231,10 @@ impl Bystander {
 /// checks (bystander on time, server alive, no panic, RSS back).
 fn with_server(tag: &str, case: impl FnOnce(&Server)) {
     raise_nofile();
-    let server = Server::start_with(tag, &[AppXml::default()]);
+    // `slow` never ends a stream for silence: a dribbling publisher meets
+    // the RTMP message deadline first.
+    let slow = AppXml { name: "slow".into(), silence_ms: 0, ..AppXml::default() };
+    let server = Server::start_with(tag, &[AppXml::default(), slow]);
     let pid = server.proc.pid();
     let by = Bystander::start(&server);
     std::thread::sleep(Duration::from_secs(2));
@@ -241,11 +243,11 @@ fn with_server(tag: &str, case: impl FnOnce(&Server)) {
     // Let the server settle after the offender is gone.
     std::thread::sleep(Duration::from_secs(2));
     let after = rss_kb(pid);
-    by.check(&server);
     let mut s = server;
     assert!(s.proc.running(), "the server exited:\n{}", s.log_text());
     let (st, _) = s.get("/app/bystander/llhls.m3u8");
     assert_eq!(st, 200, "the server answers after the attack");
+    by.check(&s);
     let log = s.log_text();
     assert!(!log.contains("panicked"), "panic in the log:\n{log}");
     eprintln!("{tag}: server RSS {before} KiB before, {after} KiB after (tolerance {RSS_TOLERANCE_KB} KiB)");
@@ -297,7 +299,8 @@ fn slowloris_http_is_closed_at_the_header_deadline() {
             // HeaderReadTimeoutMs is 10 s by default.
             assert!(c >= Duration::from_secs(9) && c <= Duration::from_secs(15), "closed after {c:?}");
         }
-        let line = wait_line(server, &["HTTP request heads not received within HeaderReadTimeoutMs"], Duration::from_secs(5));
+        let line =
+            wait_line(server, &["HTTP request heads not received within HeaderReadTimeoutMs"], Duration::from_secs(5));
         assert!(line.contains("WARN"), "{line}");
         // Logged at most once a second, not once per connection.
         assert!(count_lines(server, "HTTP request heads not received") < 10, "{}", server.log_text());
@@ -321,14 +324,14 @@ fn slowloris_rtmp_handshake_and_message_are_closed() {
             .collect();
         // A publisher that publishes, then dribbles a video message.
         let dripper = std::thread::spawn(move || {
-            let mut p = RawPublisher::publish(port, "app", "drip");
+            let mut p = RawPublisher::publish(port, "slow", "drip");
             std::thread::sleep(Duration::from_millis(500));
             // Type 0 header on chunk stream 6: a 50 000-byte video message.
             let mut msg = vec![6u8, 0, 0, 0];
             msg.extend_from_slice(&50_000u32.to_be_bytes()[1..]);
             msg.push(9);
             msg.extend_from_slice(&1u32.to_le_bytes());
-            msg.extend(std::iter::repeat(0x17u8).take(2000));
+            msg.extend_from_slice(&[0x17u8; 2000]);
             // Drain the command responses first.
             let _ = p.sock.set_read_timeout(Some(Duration::from_millis(200)));
             let mut buf = [0u8; 8192];
@@ -341,11 +344,12 @@ fn slowloris_rtmp_handshake_and_message_are_closed() {
         }
         let c = dripper.join().expect("dripper").expect("a dribbled message is closed");
         assert!(c >= Duration::from_secs(9) && c <= Duration::from_secs(14), "message dribbler closed after {c:?}");
-        let line = wait_line(server, &["RTMP connection closed", "no complete handshake within 10 s"], Duration::from_secs(3));
+        let line =
+            wait_line(server, &["RTMP connection closed", "no complete handshake within 10 s"], Duration::from_secs(3));
         assert!(line.contains("WARN"), "{line}");
-        let line = wait_line(server, &["RTMP connection closed", "slowloris", "app/drip"], Duration::from_secs(3));
+        let line = wait_line(server, &["RTMP connection closed", "slowloris", "slow/drip"], Duration::from_secs(3));
         assert!(line.contains("WARN"), "{line}");
-        wait_line(server, &["app/drip", "stream ended"], Duration::from_secs(3));
+        wait_line(server, &["slow/drip", "stream ended"], Duration::from_secs(3));
     });
 }
 
@@ -371,7 +375,9 @@ fn five_thousand_idle_rtmp_connections() {
         let start = Instant::now();
         let socks: Vec<TcpStream> = std::thread::scope(|sc| {
             let workers: Vec<_> = (0..4)
-                .map(|_| sc.spawn(move || (0..1250).filter_map(|_| connect_from([127, 0, 0, 2], port)).collect::<Vec<_>>()))
+                .map(|_| {
+                    sc.spawn(move || (0..1250).filter_map(|_| connect_from([127, 0, 0, 2], port)).collect::<Vec<_>>())
+                })
                 .collect();
             workers.into_iter().flat_map(|w| w.join().expect("connect worker")).collect()
         });
@@ -393,7 +399,9 @@ fn five_thousand_idle_rtmp_connections() {
         assert!(fds < 400, "server has {fds} descriptors open");
         let line = wait_line(server, &["RTMP per-address limit", "127.0.0.2"], Duration::from_secs(3));
         assert!(line.contains("WARN"), "{line}");
-        assert!(count_lines(server, "RTMP per-address limit") < 10, "the refusals are logged once a second");
+        let lines = count_lines(server, "RTMP per-address limit");
+        let most = start.elapsed().as_secs() as usize + 2;
+        assert!(lines <= most, "{lines} refusal lines: they are logged once a second");
         // A new publisher from another address publishes meanwhile.
         let mut newcomer = ffmpeg_push(&golden(), "flv", &server.rtmp_url("app", "newcomer"));
         let v = Viewer::start(server, "app", "newcomer");
@@ -418,12 +426,12 @@ fn paced_publish(
     rewrite: impl Fn(u32) -> u32,
 ) -> (RawPublisher, Option<Duration>) {
     let tags = flv_tags(&golden());
-    let span = tags.iter().map(|t| t.timestamp).max().unwrap_or(0) + 33;
+    let span = tags.iter().map(|t| t.timestamp_ms as u32).max().unwrap_or(0) + 33;
     let mut p = RawPublisher::publish(port, "app", stream);
     let filler: Bytes = if pad > 0 {
         let mut f = (pad as u32).to_be_bytes().to_vec();
         f.push(12); // NAL unit type 12: filler data
-        f.extend(std::iter::repeat(0xffu8).take(pad - 2));
+        f.resize(f.len() + pad - 2, 0xff);
         f.push(0x80);
         Bytes::from(f)
     } else {
@@ -435,7 +443,7 @@ fn paced_publish(
             if t.tag_type == 18 && lap > 0 {
                 continue;
             }
-            let ts = lap * span + t.timestamp;
+            let ts = lap * span + t.timestamp_ms as u32;
             let due = start + Duration::from_millis(u64::from(ts));
             if due > start + limit {
                 return (p, None);
@@ -483,7 +491,8 @@ fn broken_timestamps_backwards_hours_ahead_and_frozen() {
         // Backwards and hours ahead: a discontinuity, the stream continues.
         for (name, e, log) in [("back", eb, &lb), ("ahead", ea, &la)] {
             assert!(e.is_none(), "app/{name} was dropped:\n{}", server.log_text());
-            let line = wait_line(server, &[&format!("app/{name}"), "encoder timestamps jumped"], Duration::from_secs(2));
+            let line =
+                wait_line(server, &[&format!("app/{name}"), "encoder timestamps jumped"], Duration::from_secs(2));
             assert!(line.contains("the stream continues"), "{line}");
             assert!(log.discontinuity_seen, "app/{name}: no EXT-X-DISCONTINUITY in the playlist");
             log.assert_on_time(&format!("app/{name}"), t0);
@@ -511,7 +520,8 @@ fn a_100_mbps_publisher_is_dropped_at_max_bitrate() {
         let dropped = dropped.expect("the flooding publisher is disconnected");
         eprintln!("flooding publisher disconnected after {dropped:?}");
         assert!(start.elapsed() < Duration::from_secs(20));
-        let line = wait_line(server, &["app/flood", "stream ended", "faster than MaxBitrateKbps"], Duration::from_secs(2));
+        let line =
+            wait_line(server, &["app/flood", "stream ended", "faster than MaxBitrateKbps"], Duration::from_secs(2));
         assert!(line.contains("WARN") && line.contains("50000 kb/s"), "{line}");
     });
 }
@@ -671,7 +681,7 @@ fn hostile_http_requests_get_a_clean_4xx() {
         // Huge headers: one 20 KiB header, 300 small ones, and 1 MiB.
         let big = |n: usize| {
             let mut r = b"GET /app/bystander/llhls.m3u8 HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: ".to_vec();
-            r.extend(std::iter::repeat(b'a').take(n));
+            r.resize(r.len() + n, b'a');
             r.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
             r
         };

@@ -215,6 +215,10 @@ fn reaped(r: Result<(), tokio::task::JoinError>) {
     }
 }
 
+/// Timeouts (handshake, publish, slowloris) of connections that never published,
+/// logged at most once a second (`closed`: how many since the last line).
+static UNPUBLISHED_CLOSES: Throttle = Throttle::new(Duration::from_secs(1));
+
 /// Why a connection closed.
 #[derive(Debug)]
 enum Close {
@@ -274,6 +278,13 @@ async fn connection(
         }
         Close::Io(e) if stream.is_some() => {
             info!(provider = "RTMP", peer = %peer, stream, reason = %e, "RTMP publisher disconnected")
+        }
+        // Before a publish, a flood of these is idle connections of an attack
+        // or a scan: one line a second.
+        Close::Timeout(why) if stream.is_none() => {
+            if let Some(due) = UNPUBLISHED_CLOSES.note(std::time::Instant::now()) {
+                warn!(provider = "RTMP", peer = %peer, app, reason = why, closed = due.count, "RTMP connection closed")
+            }
         }
         Close::Protocol(why) | Close::Handshake(why) | Close::Unsupported(why) => {
             warn!(provider = "RTMP", peer = %peer, stream, app, reason = %why, "RTMP connection closed")
