@@ -79,13 +79,19 @@ impl StuckGuard {
     /// within the track only) arrived at `now`.
     pub fn check(&mut self, track: TrackId, dts: i64, now: Instant) -> Result<(), String> {
         match self.runs.get_mut(&track) {
+            // Not after the previous sample: the run goes on (a step back
+            // followed by advancing timestamps ends it at once).
             Some(r) if dts <= r.dts => {
+                if r.samples == 0 {
+                    r.since = now;
+                }
                 r.samples += 1;
+                r.dts = dts;
                 let stuck = now.saturating_duration_since(r.since);
                 if stuck >= STUCK_TIMESTAMPS && r.samples >= STUCK_MIN_SAMPLES {
                     return Err(format!(
-                        "the encoder timestamps of track {track} have not advanced for {} ms ({} samples at or \
-                         before DTS {})",
+                        "the encoder timestamps of track {track} have not advanced for {} ms ({} samples, \
+                         none after the previous one; DTS {})",
                         stuck.as_millis(),
                         r.samples,
                         r.dts
@@ -193,6 +199,12 @@ mod tests {
         let (i, e) = failed.expect("stuck");
         assert!((150..=153).contains(&i), "{i}");
         assert!(e.contains("track 1"), "{e}");
+        // A step back, then advancing again from there: not stuck.
+        let mut g = StuckGuard::default();
+        for i in 0..400i64 {
+            let dts = if i < 100 { 1_000_000 + i * 3000 } else { i * 3000 };
+            assert!(g.check(v, dts, t0 + Duration::from_millis(i as u64 * 33)).is_ok(), "{i}");
+        }
         // Few samples over a long time: not stuck.
         let mut g = StuckGuard::default();
         for i in 0..20u64 {
