@@ -56,12 +56,16 @@ use tracing::{debug, info, warn};
 
 pub use crate::config::HttpLimits;
 use crate::config::TlsCert;
+use crate::throttle::Throttle;
 
 /// How long a TLS handshake may take.
 pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How long in-flight requests may run on after shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Connections closed for a late request head, logged at most once a second.
+static HEAD_TIMEOUTS: Throttle = Throttle::new(Duration::from_secs(1));
 
 /// hyper's HTTP/1.1 read buffer cannot be smaller than this (it panics).
 const MIN_H1_BUFFER: usize = 8192;
@@ -418,6 +422,15 @@ where
             Verdict::WaitUntil(at) => at,
             Verdict::HeaderTimeout => {
                 debug!(%peer, "HTTP request head not received in time: closing");
+                if let Some(due) = HEAD_TIMEOUTS.note(std::time::Instant::now()) {
+                    warn!(
+                        %peer,
+                        limit_ms = limits.header_read_timeout.as_millis() as u64,
+                        closed = due.count,
+                        total = due.total,
+                        "HTTP request heads not received within HeaderReadTimeoutMs (slow clients): closed connections"
+                    );
+                }
                 return;
             }
             Verdict::Idle if closing_until.is_none() => {

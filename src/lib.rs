@@ -14,5 +14,6 @@ pub mod peer;
 pub mod server;
 pub mod session_key;
 pub mod store;
+pub mod throttle;
 pub mod timeline;
 pub mod verify;

@@ -101,6 +101,7 @@ fn run(path: &Path, check_only: bool) -> Result<()> {
         println!("{}: OK ({} warnings)", path.display(), warnings.len());
         return Ok(());
     }
+    raise_open_file_limit();
     let rt = tokio::runtime::Runtime::new().context("starting the runtime")?;
     rt.block_on(async move {
         let shutdown = CancellationToken::new();
@@ -138,6 +139,29 @@ fn summary(path: &Path, c: &config::Config) {
                 .map(|h| format!("HLS(segment {} ms, {} segments)", h.segment_duration_ms, h.segment_count));
             info!(vhost = %v.name, app = %a.name, providers = ?providers, llhls = ?llhls, hls = ?hls, "application");
         }
+    }
+}
+
+/// Raise the soft limit of open files to the hard limit: every connection
+/// is a file descriptor, and the usual soft limit (1024) is below the
+/// connection limits (RTMP 1000, HTTP 10 000 by default).
+fn raise_open_file_limit() {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+            return warn!(error = %std::io::Error::last_os_error(), "reading the open file limit");
+        }
+        let before = lim.rlim_cur;
+        if before < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+                return warn!(error = %std::io::Error::last_os_error(), soft = before, "raising the open file limit");
+            }
+        }
+        info!(soft = lim.rlim_cur, was = before, "open file limit (RLIMIT_NOFILE)");
     }
 }
 

@@ -78,7 +78,6 @@ impl Timeline {
     }
 
     /// Discontinuities seen so far.
-    #[cfg(test)]
     pub fn discontinuities(&self) -> u64 {
         self.discontinuities
     }

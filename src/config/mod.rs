@@ -192,7 +192,19 @@ pub struct ProviderSettings {
     /// `MaxTimestampJumpMs` (Lockstep): a forward jump of encoder timestamps
     /// larger than this is a discontinuity (default 10 s).
     pub max_timestamp_jump: Duration,
+    /// `MaxBitrateKbps` (Lockstep): a publisher whose media arrives faster
+    /// than this, averaged over [`BITRATE_BURST`], is dropped (default
+    /// [`DEFAULT_MAX_BITRATE_KBPS`]). `None` (0): no limit.
+    pub max_bitrate_kbps: Option<u64>,
 }
+
+/// The default of `MaxBitrateKbps`: 50 Mb/s, above any contribution encode
+/// of one stream (a 4K H.264 feed is 20 to 40 Mb/s).
+pub const DEFAULT_MAX_BITRATE_KBPS: u64 = 50_000;
+
+/// How much media a publisher may send at once beyond `MaxBitrateKbps`:
+/// this many seconds of it (a keyframe, or a backlog after a network stall).
+pub const BITRATE_BURST: Duration = Duration::from_secs(4);
 
 impl Default for ProviderSettings {
     fn default() -> Self {
@@ -200,6 +212,7 @@ impl Default for ProviderSettings {
             timestamp_mode: TimestampMode::ZeroBased,
             packet_silence_timeout: None,
             max_timestamp_jump: Duration::from_secs(10),
+            max_bitrate_kbps: Some(DEFAULT_MAX_BITRATE_KBPS),
         }
     }
 }

@@ -322,6 +322,7 @@ const APP_PROVIDERS: Node = elem!(
                 leaf!("UseIncomingTimestamp"),
                 leaf!("PacketSilenceTimeoutMs"),
                 leaf!("MaxTimestampJumpMs"),
+                leaf!("MaxBitrateKbps"),
             ],
             ignored: [("BlockDuplicateStreamName", FIRST_KEEPS), ("MaxConnection", "")]
         ),
@@ -332,6 +333,7 @@ const APP_PROVIDERS: Node = elem!(
                 leaf!("UseIncomingTimestamp"),
                 leaf!("PacketSilenceTimeoutMs"),
                 leaf!("MaxTimestampJumpMs"),
+                leaf!("MaxBitrateKbps"),
                 leaf!("Passphrase"),
             ],
             ignored: [("BlockDuplicateStreamName", FIRST_KEEPS), ("MaxConnection", ""), ("AudioMap", "")]
@@ -343,6 +345,7 @@ const APP_PROVIDERS: Node = elem!(
                 leaf!("UseIncomingTimestamp"),
                 leaf!("PacketSilenceTimeoutMs"),
                 leaf!("MaxTimestampJumpMs"),
+                leaf!("MaxBitrateKbps"),
                 elem!("StreamMap", [elems!("Stream", [leaf!("Name"), leaf!("Port")], ignored: [])], ignored: []),
             ],
             ignored: [("MaxConnection", "")]
@@ -968,6 +971,8 @@ struct RawProvider {
     packet_silence_timeout_ms: Option<String>,
     #[serde(rename = "MaxTimestampJumpMs")]
     max_timestamp_jump_ms: Option<String>,
+    #[serde(rename = "MaxBitrateKbps")]
+    max_bitrate_kbps: Option<String>,
     #[serde(rename = "Passphrase")]
     passphrase: Option<String>,
     #[serde(rename = "StreamMap")]
@@ -1643,6 +1648,11 @@ fn convert_provider(
         }
         settings.max_timestamp_jump = Duration::from_millis(ms);
     }
+    if let Some(text) = raw.max_bitrate_kbps.as_deref() {
+        let p = child(path, "MaxBitrateKbps");
+        let kbps = parse_u64(&p, text, "a whole number of kilobits per second (0: no limit)")?;
+        settings.max_bitrate_kbps = (kbps > 0).then_some(kbps);
+    }
     Ok(settings)
 }
 
@@ -1886,6 +1896,7 @@ mod tests {
             timestamp_mode: mode,
             packet_silence_timeout: silence_ms.map(Duration::from_millis),
             max_timestamp_jump: Duration::from_secs(10),
+            max_bitrate_kbps: Some(crate::config::DEFAULT_MAX_BITRATE_KBPS),
         }
     }
 
@@ -2328,8 +2339,9 @@ mod tests {
         let (config, warnings) = parse_ok(&with_app(
             "<Providers>\
              <RTMP><TimestampMode>original</TimestampMode><PacketSilenceTimeoutMs>0</PacketSilenceTimeoutMs>\
-             <MaxTimestampJumpMs>2500</MaxTimestampJumpMs></RTMP>\
-             <SRT><UseIncomingTimestamp>true</UseIncomingTimestamp><Passphrase>0123456789</Passphrase></SRT>\
+             <MaxTimestampJumpMs>2500</MaxTimestampJumpMs><MaxBitrateKbps>0</MaxBitrateKbps></RTMP>\
+             <SRT><UseIncomingTimestamp>true</UseIncomingTimestamp><Passphrase>0123456789</Passphrase>\
+             <MaxBitrateKbps>8000</MaxBitrateKbps></SRT>\
              <MPEGTS><TimestampMode>SystemClock</TimestampMode><PacketSilenceTimeoutMs>1500</PacketSilenceTimeoutMs>\
              <StreamMap><Stream><Name>s</Name><Port>4000</Port></Stream></StreamMap></MPEGTS>\
              </Providers><Publishers><LLHLS><ServerTimeBasedSegmentNumbering>FALSE</ServerTimeBasedSegmentNumbering>\
@@ -2341,13 +2353,14 @@ mod tests {
             Some(ProviderSettings {
                 timestamp_mode: TimestampMode::Original,
                 packet_silence_timeout: None,
-                max_timestamp_jump: Duration::from_millis(2500)
+                max_timestamp_jump: Duration::from_millis(2500),
+                max_bitrate_kbps: None,
             })
         );
         assert_eq!(
             app.srt,
             Some(SrtSettings {
-                common: provider(TimestampMode::Original, None),
+                common: ProviderSettings { max_bitrate_kbps: Some(8000), ..provider(TimestampMode::Original, None) },
                 passphrase: Some("0123456789".into())
             })
         );
@@ -2736,6 +2749,11 @@ mod tests {
                 providers("<MPEGTS><MaxTimestampJumpMs>0</MaxTimestampJumpMs></MPEGTS>"),
                 format!("{a}/Providers/MPEGTS/MaxTimestampJumpMs"),
                 "at least 1".into(),
+            ),
+            (
+                providers("<RTMP><MaxBitrateKbps>fast</MaxBitrateKbps></RTMP>"),
+                format!("{a}/Providers/RTMP/MaxBitrateKbps"),
+                "kilobits per second".into(),
             ),
             (
                 providers("<SRT><UseIncomingTimestamp>maybe</UseIncomingTimestamp></SRT>"),

@@ -10,6 +10,7 @@
 //! [`Publisher::ended`] and drops the connection.
 
 mod agree;
+mod limits;
 pub mod mpegts;
 pub mod rtmp;
 mod session;

@@ -18,9 +18,12 @@
 //! (`@setDataFrame`/`onMetaData`) away from it: they go straight to the FLV
 //! demuxer, which takes the bitrate hints from them.
 //!
-//! Limits (constants below): [`MAX_CONNECTIONS`] concurrent connections
-//! (more are accepted and closed at once); handshake within
-//! [`HANDSHAKE_TIMEOUT`]; publish within [`PUBLISH_TIMEOUT`] of the accept;
+//! Limits (constants below): [`MAX_CONNECTIONS`] concurrent connections,
+//! of which at most [`MAX_PENDING_PER_IP`] from one address before their
+//! publish is accepted (more are accepted and closed at once, logged at most
+//! once a second); handshake within [`HANDSHAKE_TIMEOUT`]; publish within
+//! [`PUBLISH_TIMEOUT`] of the accept; a message whose first bytes arrived
+//! completed within [`MESSAGE_TIMEOUT`] (slowloris);
 //! reads of [`READ_BUFFER`] bytes; peer chunk size at most
 //! [`MAX_CHUNK_SIZE`]; messages at most [`MAX_COMMAND_MESSAGE`] before the
 //! publish is accepted and [`MAX_MESSAGE`] after it (also the bound on all
@@ -32,7 +35,7 @@
 //! is accepted, about `MAX_CHUNK_SIZE + READ_BUFFER + MAX_COMMAND_MESSAGE`.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -52,9 +55,19 @@ use tracing::{debug, info, warn};
 use super::{Ended, Provider, PublishError, Publisher, Registry};
 use crate::config::Config;
 use crate::store::StreamKey;
+use crate::throttle::Throttle;
 
 /// Concurrent RTMP connections; more are accepted and closed at once.
 pub const MAX_CONNECTIONS: usize = 1000;
+/// Connections from one IP address that have not started publishing (in
+/// the handshake or the commands before `publish`). Scanners and attackers
+/// hold such connections open; encoders publish within milliseconds.
+pub const MAX_PENDING_PER_IP: usize = 128;
+/// Once some bytes of a message (or chunk) have arrived, the message must be
+/// complete within this time: a client dribbling its bytes (slowloris) is
+/// closed. A connection that sends nothing at all is governed by
+/// `PacketSilenceTimeoutMs` instead.
+pub const MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The handshake must be complete this long after the accept.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The publish must be accepted this long after the accept.
@@ -105,6 +118,8 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, shutdown: Can
 
 async fn serve_limited(listener: TcpListener, registry: Arc<Registry>, shutdown: CancellationToken, limit: usize) {
     let permits = Arc::new(Semaphore::new(limit));
+    let pending = Arc::new(Pending::default());
+    let (over_total, over_ip) = (Throttle::new(Duration::from_secs(1)), Throttle::new(Duration::from_secs(1)));
     let mut tasks = JoinSet::new();
     loop {
         tokio::select! {
@@ -113,14 +128,31 @@ async fn serve_limited(listener: TcpListener, registry: Arc<Registry>, shutdown:
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => match permits.clone().try_acquire_owned() {
                     Ok(permit) => {
+                        let Some(slot) = pending.take(peer.ip()) else {
+                            if let Some(due) = over_ip.note(std::time::Instant::now()) {
+                                warn!(
+                                    provider = "RTMP", peer = %peer, limit = MAX_PENDING_PER_IP, refused = due.count,
+                                    total = due.total,
+                                    "RTMP per-address limit of connections not yet publishing reached; \
+                                     closed new connections from this address at once"
+                                );
+                            }
+                            drop(socket);
+                            continue;
+                        };
                         let (registry, shutdown) = (registry.clone(), shutdown.clone());
                         tasks.spawn(async move {
-                            connection(socket, peer, registry, shutdown).await;
+                            connection(socket, peer, registry, shutdown, slot).await;
                             drop(permit);
                         });
                     }
                     Err(_) => {
-                        warn!(provider = "RTMP", peer = %peer, limit, "too many RTMP connections; closing the new one");
+                        if let Some(due) = over_total.note(std::time::Instant::now()) {
+                            warn!(
+                                provider = "RTMP", peer = %peer, limit, refused = due.count, total = due.total,
+                                "RTMP connection limit reached; closed new connections at once"
+                            );
+                        }
                         drop(socket);
                     }
                 },
@@ -138,6 +170,43 @@ async fn serve_limited(listener: TcpListener, registry: Arc<Registry>, shutdown:
     }
 }
 
+/// Connections not yet publishing, per IP address.
+#[derive(Default)]
+struct Pending {
+    by_ip: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+impl Pending {
+    /// A slot for one more connection from `ip`, if under the limit.
+    fn take(self: &Arc<Self>, ip: IpAddr) -> Option<PendingSlot> {
+        let mut m = self.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= MAX_PENDING_PER_IP {
+            return None;
+        }
+        *n += 1;
+        Some(PendingSlot { pending: self.clone(), ip })
+    }
+}
+
+/// Held by a connection until its publish is accepted or it closes.
+struct PendingSlot {
+    pending: Arc<Pending>,
+    ip: IpAddr,
+}
+
+impl Drop for PendingSlot {
+    fn drop(&mut self) {
+        let mut m = self.pending.by_ip.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
+    }
+}
+
 fn reaped(r: Result<(), tokio::task::JoinError>) {
     if let Err(e) = r {
         if e.is_panic() {
@@ -145,6 +214,10 @@ fn reaped(r: Result<(), tokio::task::JoinError>) {
         }
     }
 }
+
+/// Timeouts (handshake, publish, slowloris) of connections that never published,
+/// logged at most once a second (`closed`: how many since the last line).
+static UNPUBLISHED_CLOSES: Throttle = Throttle::new(Duration::from_secs(1));
 
 /// Why a connection closed.
 #[derive(Debug)]
@@ -169,11 +242,18 @@ enum Close {
     Dropped,
 }
 
-async fn connection(mut socket: TcpStream, peer: SocketAddr, registry: Arc<Registry>, shutdown: CancellationToken) {
+async fn connection(
+    mut socket: TcpStream,
+    peer: SocketAddr,
+    registry: Arc<Registry>,
+    shutdown: CancellationToken,
+    slot: PendingSlot,
+) {
     let _ = socket.set_nodelay(true);
     debug!(provider = "RTMP", peer = %peer, "connection accepted");
     let start = Instant::now();
     let mut conn = Conn::new(peer, registry);
+    conn.pending = Some(slot);
     let close = run(&mut socket, &mut conn, start, &shutdown).await;
     // Whatever the reason, send what is pending (a rejection, say) first.
     if !conn.out.is_empty() {
@@ -198,6 +278,13 @@ async fn connection(mut socket: TcpStream, peer: SocketAddr, registry: Arc<Regis
         }
         Close::Io(e) if stream.is_some() => {
             info!(provider = "RTMP", peer = %peer, stream, reason = %e, "RTMP publisher disconnected")
+        }
+        // Before a publish, a flood of these is idle connections of an attack
+        // or a scan: one line a second.
+        Close::Timeout(why) if stream.is_none() => {
+            if let Some(due) = UNPUBLISHED_CLOSES.note(std::time::Instant::now()) {
+                warn!(provider = "RTMP", peer = %peer, app, reason = why, closed = due.count, "RTMP connection closed")
+            }
         }
         Close::Protocol(why) | Close::Handshake(why) | Close::Unsupported(why) => {
             warn!(provider = "RTMP", peer = %peer, stream, app, reason = %why, "RTMP connection closed")
@@ -274,14 +361,28 @@ async fn run(socket: &mut TcpStream, conn: &mut Conn, start: Instant, shutdown: 
     }
 
     let publish_deadline = start + PUBLISH_TIMEOUT;
+    // Since when bytes of an incomplete message (or chunk) are waiting with
+    // no message completed.
+    let mut incomplete_since: Option<Instant> = None;
+    let mut completed = conn.reader.messages;
     loop {
         let ended = conn.publishing.as_ref().map(|p| p.publisher.ended());
         let publishing = ended.is_some();
+        let progress = std::mem::replace(&mut completed, conn.reader.messages) != conn.reader.messages;
+        incomplete_since = match (conn.reader.holds_incomplete(), incomplete_since) {
+            (false, _) => None,
+            (true, Some(since)) if !progress => Some(since),
+            (true, _) => Some(Instant::now()),
+        };
+        let stalled = incomplete_since.map(|t| t + MESSAGE_TIMEOUT);
         let n = tokio::select! {
             () = shutdown.cancelled() => return Close::Shutdown,
             () = async { if let Some(t) = &ended { t.cancelled().await } }, if publishing => return Close::Ended,
             () = tokio::time::sleep_until(publish_deadline), if !publishing => {
                 return Close::Timeout("no publish within 30 s of connecting");
+            }
+            () = async { if let Some(t) = stalled { tokio::time::sleep_until(t).await } }, if stalled.is_some() => {
+                return Close::Timeout("an RTMP message not completed within 10 s of its first bytes (slowloris)");
             }
             r = read(socket, &mut buf) => match r {
                 Ok(n) => n,
@@ -324,6 +425,9 @@ struct Conn {
     peer: SocketAddr,
     registry: Arc<Registry>,
     reader: ChunkReader,
+    /// This connection's place under [`MAX_PENDING_PER_IP`], until its
+    /// publish is accepted.
+    pending: Option<PendingSlot>,
     session: Option<ServerSession>,
     /// The application named by `connect` (resolved, see [`resolve_app`]).
     app: Option<String>,
@@ -343,6 +447,7 @@ impl Conn {
             peer,
             registry,
             reader: ChunkReader::new(),
+            pending: None,
             session: None,
             app: None,
             publishing: None,
@@ -519,6 +624,7 @@ impl Conn {
                 self.request(true, request_id, "", "")?;
                 info!(provider = "RTMP", peer = %peer, stream = %key, "RTMP publisher started");
                 self.publishing = Some(Publishing { demuxer: FlvDemuxer::new(key.to_string()), key, publisher });
+                self.pending = None;
                 Ok(())
             }
             Err(e) => {
@@ -673,6 +779,8 @@ struct ChunkReader {
     streams: HashMap<u32, ChunkStream>,
     /// Bytes held in partial messages, all chunk streams together.
     partial_bytes: usize,
+    /// Messages completed so far.
+    messages: u64,
 }
 
 /// A bounds-checked reader over a byte slice.
@@ -713,11 +821,16 @@ impl<'a> Rd<'a> {
 
 impl ChunkReader {
     fn new() -> ChunkReader {
-        ChunkReader { buf: BytesMut::new(), chunk_size: 128, streams: HashMap::new(), partial_bytes: 0 }
+        ChunkReader { buf: BytesMut::new(), chunk_size: 128, streams: HashMap::new(), partial_bytes: 0, messages: 0 }
     }
 
     fn push(&mut self, data: &[u8]) {
         self.buf.extend_from_slice(data);
+    }
+
+    /// Whether bytes of an incomplete chunk or message are held.
+    fn holds_incomplete(&self) -> bool {
+        !self.buf.is_empty() || self.partial_bytes > 0
     }
 
     /// The next complete message (messages longer than `max_message` are
@@ -728,6 +841,7 @@ impl ChunkReader {
                 None => return Ok(None),
                 Some(None) => {}
                 Some(Some(m)) => {
+                    self.messages += 1;
                     self.control(&m)?;
                     return Ok(Some(m));
                 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::agree::{Agreement, Decision};
+use super::limits::Guards;
 use super::{Provider, Registry};
 use crate::config::PairRole;
 use crate::config::{Application, ProviderSettings, TimestampMode};
@@ -252,6 +253,8 @@ struct State {
     /// 90 kHz) for the peer link.
     keyframes: VecDeque<(String, i64)>,
     started_ms: i64,
+    /// The publisher's limits (bitrate, stuck timestamps).
+    guards: Guards,
 }
 
 enum PeerEvent {
@@ -301,6 +304,7 @@ impl State {
             warned: BTreeSet::new(),
             track_bytes: Vec::new(),
             sampled: Instant::now(),
+            guards: Guards::new(ctx.settings.max_bitrate_kbps, Instant::now()),
             agreement: ctx
                 .pair
                 .as_ref()
@@ -522,6 +526,7 @@ impl State {
     fn sample(&mut self, ctx: &SessionContext, s: Sample) -> Result<(), String> {
         let n = s.data.len() as u64;
         ctx.summary.counters.bytes_in.fetch_add(n, Ordering::Relaxed);
+        self.guards.sample(s.track, s.dts, n)?;
         let Some(track) = self.tracks.iter().find(|t| t.id == s.track) else {
             return Ok(()); // The demuxers announce a track before its samples.
         };
@@ -544,7 +549,12 @@ impl State {
     /// Map one encoder sample onto the timeline and package it.
     fn process(&mut self, ctx: &SessionContext, ts: Timescale, s: Sample) -> Result<(), String> {
         let fingerprint = (ctx.pair.is_some() && s.keyframe && self.is_driver(s.track)).then(|| fingerprint(&s.data));
+        let (jumps, src_dts) = (self.timeline.discontinuities(), s.dts);
         let mapped = self.timeline.map(ts, s);
+        if self.timeline.discontinuities() > jumps {
+            let total = self.timeline.discontinuities();
+            self.guards.discontinuity(&ctx.key, mapped.track, src_dts, mapped.dts, total);
+        }
         if let Some(f) = fingerprint {
             self.keyframes.push_back((f, ts.convert_floor(mapped.dts, Timescale::MPEG)));
             while self.keyframes.len() > KEYFRAMES_KEPT {

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod player;
+pub mod rtmp_client;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
