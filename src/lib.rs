@@ -8,6 +8,7 @@ pub mod config;
 pub mod http;
 pub mod http_server;
 pub mod ingest;
+pub mod mem;
 pub mod metrics;
 pub mod package;
 pub mod peer;

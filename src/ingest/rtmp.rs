@@ -295,6 +295,13 @@ async fn connection(
         other => debug!(provider = "RTMP", peer = %peer, stream, app, reason = ?other, "RTMP connection closed"),
     }
     // Dropping `conn` drops the publisher, which ends its stream.
+    let published = conn.publishing.is_some();
+    drop(conn);
+    drop(socket);
+    if published {
+        // A publisher's buffers can be large (frames of a fast encoder).
+        crate::mem::release_freed();
+    }
 }
 
 async fn write(socket: &mut TcpStream, bytes: &[u8]) -> Result<(), Close> {

@@ -226,6 +226,12 @@ pub(super) async fn run(ctx: SessionContext, mut rx: mpsc::Receiver<Vec<DemuxEve
         }
         _ => info!(stream = %ctx.key, provider = %ctx.provider, peer = %ctx.peer, reason = %reason, "stream ended"),
     }
+    // The stream's buffers (samples, objects, queued input) are freed now;
+    // hand the memory back to the system rather than leaving it in the
+    // allocator's arenas.
+    drop(state);
+    drop(rx);
+    crate::mem::release_freed();
 }
 
 struct State {

@@ -152,6 +152,8 @@ pub struct AppXml {
     pub chunk: &'static str,
     pub part_hold_back: &'static str,
     pub segment_count: u32,
+    /// `MaxBitrateKbps` of every provider (None: the server's default).
+    pub max_bitrate_kbps: Option<u32>,
 }
 
 impl Default for AppXml {
@@ -166,6 +168,7 @@ impl Default for AppXml {
             chunk: "0.5",
             part_hold_back: "1.5",
             segment_count: 10,
+            max_bitrate_kbps: None,
         }
     }
 }
@@ -184,10 +187,13 @@ pub fn server_xml(ports: Ports, apps: &[AppXml]) -> String {
             String::new()
         };
         let pass = app.srt_passphrase.as_ref().map(|p| format!("<Passphrase>{p}</Passphrase>")).unwrap_or_default();
-        let common = format!(
+        let mut common = format!(
             "<TimestampMode>{}</TimestampMode><PacketSilenceTimeoutMs>{}</PacketSilenceTimeoutMs>",
             app.timestamp_mode, app.silence_ms
         );
+        if let Some(kbps) = app.max_bitrate_kbps {
+            common.push_str(&format!("<MaxBitrateKbps>{kbps}</MaxBitrateKbps>"));
+        }
         a.push_str(&format!(
             r#"
         <Application>
