@@ -511,6 +511,9 @@ fn pair_carries_a_resolution_change_and_players_play_through_it() {
         assert_eq!(r[0].1, want_first.len(), "{what}: every frame before the change: {r:?}");
         assert!(r[1].1 >= 30 * (SECOND_S as usize - 3), "{what}: frames after the change: {r:?}");
     }
+    for f in [&ts, &recording, &audio, &dir.join("video1.mp4"), &dir.join("video1_v1.mp4")] {
+        let _ = std::fs::remove_file(f);
+    }
     println!("wall time {:?}", t0.elapsed());
 }
 
