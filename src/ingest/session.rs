@@ -415,6 +415,13 @@ impl State {
                     )
                     .collect();
                 if own_ll.is_some_and(|first| e.msn < first) {
+                    // The init segment these segments name: of an older
+                    // configuration than ours when the codec configuration
+                    // changed before we joined.
+                    let init = playlist::init_name_version(label, e.init_version);
+                    if !fetch.contains(&init) {
+                        fetch.push(init);
+                    }
                     fetch.extend(names);
                     for k in 0..e.parts.len() as u32 {
                         let pt = Point { msn: e.msn, part: k };
