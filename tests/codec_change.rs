@@ -18,6 +18,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use support::pair::*;
 use support::*;
 
 const SECRET: &str = "pair-secret-for-codec-change";
@@ -132,100 +133,6 @@ fn feed(input: &Path, offset_s: u64, url: &str) -> Proc {
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     )
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn get_text(s: &Server, name: &str) -> Option<String> {
-    let (st, body) = s.get(&format!("/app/stream/{name}"));
-    (st == 200).then(|| text(&body))
-}
-
-/// The hinted next part of a media playlist: (msn, part).
-fn hint(playlist: &str) -> Option<(u64, u32)> {
-    let l = playlist.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))?;
-    let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
-    let (msn, part) = uri.rsplit_once('_')?.1.strip_suffix(".m4s")?.split_once('.')?;
-    Some((msn.parse().ok()?, part.parse().ok()?))
-}
-
-#[derive(Default, Debug)]
-struct Comparison {
-    identical: usize,
-    differing: Vec<String>,
-    /// Blocking playlist requests compared, by rendition.
-    points: Vec<String>,
-}
-
-/// Fetch from both nodes every object `b` lists (each must be served by
-/// `b`), and blocking playlists (full and delta) at every part of segments
-/// `from..` up to the point the node that is behind has reached; compare
-/// bytes. Identical only at the same (msn, part): two nodes fed in real time
-/// are at slightly different points at any instant.
-fn compare(a: &Server, b: &Server, from: Option<u64>) -> Comparison {
-    let mut c = Comparison::default();
-    let check = |path: &str, listed_by_b: bool, c: &mut Comparison| {
-        let (sa, ba) = a.get(path);
-        let (sb, bb) = b.get(path);
-        if listed_by_b && sb != 200 {
-            c.differing.push(format!("{path} (listed by the backup, answered {sb})"));
-        } else if listed_by_b && sa != 200 {
-            c.differing.push(format!("{path} (listed by the backup, the main answered {sa})"));
-        } else if sa == 200 && sb == 200 {
-            if ba == bb {
-                c.identical += 1;
-            } else {
-                c.differing.push(path.to_string());
-            }
-        }
-    };
-    check("/app/stream/llhls.m3u8", false, &mut c);
-    check("/app/stream/playlist.m3u8", false, &mut c);
-    for rendition in ["video1", "audio2", "ts"] {
-        let Some(pl) = get_text(b, &format!("{rendition}.m3u8")) else { continue };
-        for uri in playlist_uris(&pl).iter().filter(|u| !u.ends_with(".m3u8")) {
-            check(&format!("/app/stream/{uri}"), true, &mut c);
-        }
-        let a_hint = get_text(a, &format!("{rendition}.m3u8")).and_then(|t| hint(&t));
-        let Some((msn, part)) = hint(&pl).into_iter().chain(a_hint).min() else { continue };
-        let first = from.unwrap_or(msn.saturating_sub(4)).min(msn);
-        for m in first..=msn {
-            let parts = if m == msn { part } else { 8 };
-            for p in 0..parts {
-                let q = format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}&_HLS_part={p}");
-                let n = c.identical;
-                check(&q, false, &mut c);
-                check(&format!("{q}&_HLS_skip=YES"), false, &mut c);
-                if c.identical > n {
-                    c.points.push(format!("{rendition} {m}.{p}"));
-                }
-            }
-            if m < msn {
-                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}"), false, &mut c);
-            }
-        }
-    }
-    c
-}
-
-fn assert_identical(a: &Server, b: &Server, from: Option<u64>, scenario: &str, min: usize) -> Comparison {
-    let c = compare(a, b, from);
-    assert!(
-        c.differing.is_empty(),
-        "{scenario}: {} identical, differing: {:?}\nmain log:\n{}\nbackup log:\n{}",
-        c.identical,
-        c.differing,
-        a.log_text(),
-        b.log_text()
-    );
-    assert!(c.identical >= min, "{scenario}: only {} objects compared", c.identical);
-    c
-}
-
-fn wait_live(s: &Server, what: &str) {
-    wait_for(what, Duration::from_secs(30), || get_text(s, "video1.m3u8").map(|_| ()));
 }
 
 /// A media playlist's segments with the init segment (EXT-X-MAP) each is

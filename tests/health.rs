@@ -13,6 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::pair::*;
 use support::*;
 
 const SECRET: &str = "pair-secret-for-tests-0123";
@@ -326,7 +327,7 @@ fn system_clock_nodes_30_ms_apart_stay_in_lockstep() {
     wait_live(&main, "main live");
     wait_live(&backup, "backup live");
     std::thread::sleep(Duration::from_secs(10));
-    assert_identical(&main, &backup, "clocks 30 ms apart", 40);
+    assert_same_window_identical(&main, &backup, "clocks 30 ms apart", 40);
 
     // The backup sees the main's clock 30 ms behind its own; both stay
     // healthy (limit 100 ms) and find the stream's recent objects identical.
@@ -417,74 +418,11 @@ fn session_keyed_objects_are_compared_with_the_peer() {
     }
 }
 
-// ---------------------------------------- pair helpers (from tests/pair.rs) ---
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The hinted next part of a media playlist: (msn, part).
-fn hint(playlist: &str) -> Option<(u64, u32)> {
-    let l = playlist.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))?;
-    let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
-    let (msn, part) = uri.rsplit_once('_')?.1.strip_suffix(".m4s")?.split_once('.')?;
-    Some((msn.parse().ok()?, part.parse().ok()?))
-}
-
-#[derive(Default, Debug)]
-struct Comparison {
-    identical: usize,
-    differing: Vec<String>,
-}
-
-/// Fetch from both nodes every object the backup lists and the main also
-/// has, and blocking playlists at recent points; compare bytes.
-fn compare(a: &Server, b: &Server) -> Comparison {
-    let mut c = Comparison::default();
-    let mut check = |path: &str| {
-        let (sa, ba) = a.get(path);
-        let (sb, bb) = b.get(path);
-        if sa == 200 && sb == 200 {
-            if ba == bb {
-                c.identical += 1;
-            } else {
-                c.differing.push(path.to_string());
-            }
-        }
-    };
-    check("/app/stream/llhls.m3u8");
-    check("/app/stream/playlist.m3u8");
-    for rendition in ["video1", "audio2", "ts"] {
-        let (st, body) = b.get(&format!("/app/stream/{rendition}.m3u8"));
-        if st != 200 {
-            continue;
-        }
-        let pl = text(&body);
-        for uri in playlist_uris(&pl).iter().filter(|u| !u.ends_with(".m3u8")) {
-            check(&format!("/app/stream/{uri}"));
-        }
-        if let Some((msn, part)) = hint(&pl) {
-            for back in 1..6u32 {
-                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={msn}&_HLS_part={}", part.saturating_sub(back)));
-                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={}&_HLS_part={back}", msn.saturating_sub(1)));
-                check(&format!(
-                    "/app/stream/{rendition}.m3u8?_HLS_msn={}&_HLS_part={back}&_HLS_skip=YES",
-                    msn.saturating_sub(1)
-                ));
-            }
-            check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={}", msn.saturating_sub(2)));
-        }
-    }
-    c
-}
-
-fn wait_live(s: &Server, what: &str) {
-    wait_for(what, Duration::from_secs(30), || (s.get("/app/stream/video1.m3u8").0 == 200).then_some(()));
-}
+// ----------------------------------------------------------- comparison ---
 
 /// Wait until both nodes list the same media sequence, then compare; at
 /// least `min` objects compared, none differing.
-fn assert_identical(main: &Server, backup: &Server, scenario: &str, min: usize) {
+fn assert_same_window_identical(main: &Server, backup: &Server, scenario: &str, min: usize) {
     let seq = |s: &Server| {
         let pl = text(&s.get("/app/stream/video1.m3u8").1);
         pl.lines().find_map(|l| l.strip_prefix("#EXT-X-MEDIA-SEQUENCE:").map(str::to_string))
@@ -494,15 +432,5 @@ fn assert_identical(main: &Server, backup: &Server, scenario: &str, min: usize) 
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(seq(main), seq(backup), "{scenario}: the two nodes' windows start at the same segment");
-    let c = compare(main, backup);
-    assert!(
-        c.differing.is_empty(),
-        "{scenario}: {} identical, differing: {:?}\nmain log:\n{}\nbackup log:\n{}",
-        c.identical,
-        c.differing,
-        main.log_text(),
-        backup.log_text()
-    );
-    assert!(c.identical >= min, "{scenario}: only {} objects compared", c.identical);
-    println!("{scenario}: {} objects identical, 0 differing", c.identical);
+    assert_identical(main, backup, None, scenario, min);
 }

@@ -7,6 +7,7 @@ mod support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::pair::*;
 use support::*;
 
 const SECRET: &str = "pair-secret-for-tests-0123";
@@ -73,88 +74,12 @@ fn feed(input: &std::path::Path, offset_s: u64, url: &str) -> Proc {
     )
 }
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-/// The hinted next part of a media playlist: (msn, part).
-fn hint(playlist: &str) -> Option<(u64, u32)> {
-    let l = playlist.lines().find(|l| l.starts_with("#EXT-X-PRELOAD-HINT"))?;
-    let uri = l.split("URI=\"").nth(1)?.split('"').next()?;
-    let (msn, part) = uri.rsplit_once('_')?.1.strip_suffix(".m4s")?.split_once('.')?;
-    Some((msn.parse().ok()?, part.parse().ok()?))
-}
-
-#[derive(Default, Debug)]
-struct Comparison {
-    identical: usize,
-    differing: Vec<String>,
-}
-
-/// Fetch from both nodes every object the backup lists and the main also
-/// has, and blocking playlists (full and delta) at every part of the last
-/// few segments; compare bytes. An object the backup lists must be served
-/// by the backup.
-fn compare(a: &Server, b: &Server) -> Comparison {
-    let mut c = Comparison::default();
-    let mut check = |path: &str, listed_by_b: bool| {
-        let (sa, ba) = a.get(path);
-        let (sb, bb) = b.get(path);
-        if listed_by_b && sb != 200 {
-            c.differing.push(format!("{path} (listed by the backup, answered {sb})"));
-        } else if sa == 200 && sb == 200 {
-            if ba == bb {
-                c.identical += 1;
-            } else {
-                c.differing.push(path.to_string());
-            }
-        }
-    };
-    check("/app/stream/llhls.m3u8", false);
-    check("/app/stream/playlist.m3u8", false);
-    for rendition in ["video1", "audio2", "ts"] {
-        let (st, body) = b.get(&format!("/app/stream/{rendition}.m3u8"));
-        if st != 200 {
-            continue;
-        }
-        let pl = text(&body);
-        for uri in playlist_uris(&pl).iter().filter(|u| !u.ends_with(".m3u8")) {
-            check(&format!("/app/stream/{uri}"), true);
-        }
-        // Probe from the node that is behind: the other has those points too.
-        let a_hint = hint(&text(&a.get(&format!("/app/stream/{rendition}.m3u8")).1));
-        if let Some((msn, _)) = hint(&pl).into_iter().chain(a_hint).min() {
-            for m in msn.saturating_sub(4)..msn {
-                for part in 0..6u32 {
-                    check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}&_HLS_part={part}"), false);
-                    check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}&_HLS_part={part}&_HLS_skip=YES"), false);
-                }
-                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}"), false);
-            }
-        }
-    }
-    c
-}
-
-fn wait_live(s: &Server, what: &str) {
-    wait_for(what, Duration::from_secs(30), || (s.get("/app/stream/video1.m3u8").0 == 200).then_some(()));
-}
-
 /// Compare what both nodes serve; at least `min` objects compared, none
 /// differing. (Non-blocking playlists are not compared: two nodes fed in
 /// real time are at slightly different points at any instant; blocking
 /// playlists name fixed points.)
-fn assert_identical(p: &Pair, scenario: &str, min: usize) {
-    let c = compare(&p.main, p.backup());
-    assert!(
-        c.differing.is_empty(),
-        "{scenario}: {} identical, differing: {:?}\nmain log:\n{}\nbackup log:\n{}",
-        c.identical,
-        c.differing,
-        p.main.log_text(),
-        p.backup().log_text()
-    );
-    assert!(c.identical >= min, "{scenario}: only {} objects compared", c.identical);
+fn assert_pair_identical(p: &Pair, scenario: &str, min: usize) {
+    assert_identical(&p.main, p.backup(), None, scenario, min);
 }
 
 #[test]
@@ -165,7 +90,7 @@ fn both_start_together() {
     wait_live(&p.main, "main live");
     wait_live(p.backup(), "backup live");
     std::thread::sleep(Duration::from_secs(8));
-    assert_identical(&p, "together", 40);
+    assert_pair_identical(&p, "together", 40);
 }
 
 #[test]
@@ -181,7 +106,7 @@ fn backup_starts_late_then_restarts_in_zero_based_mode() {
     let _b = feed(&input, started.elapsed().as_secs(), &p.backup().rtmp_url("app", "stream"));
     wait_live(p.backup(), "backup live");
     std::thread::sleep(Duration::from_secs(6));
-    assert_identical(&p, "backup 15 s late", 40);
+    assert_pair_identical(&p, "backup 15 s late", 40);
     assert!(p.backup().log_text().contains("adopted the peer's timeline"), "{}", p.backup().log_text());
 
     // kill -9 the backup and bring it back mid-stream.
@@ -194,7 +119,7 @@ fn backup_starts_late_then_restarts_in_zero_based_mode() {
     let _b2 = feed(&input, started.elapsed().as_secs(), &p.backup().rtmp_url("app", "stream"));
     wait_live(p.backup(), "restarted backup live");
     std::thread::sleep(Duration::from_secs(6));
-    assert_identical(&p, "backup restarted", 40);
+    assert_pair_identical(&p, "backup restarted", 40);
 }
 
 #[test]
@@ -217,7 +142,7 @@ fn main_encoder_reconnects_while_backup_continues_and_main_silence_leaves_backup
     let mut a2 = feed(&input, started.elapsed().as_secs(), &p.main.rtmp_url("app", "stream"));
     wait_live(&p.main, "main live again");
     std::thread::sleep(Duration::from_secs(6));
-    assert_identical(&p, "main reconnected", 40);
+    assert_pair_identical(&p, "main reconnected", 40);
     assert!(p.main.log_text().contains("adopted the peer's timeline"), "{}", p.main.log_text());
 
     // Only the main's input goes silent (SIGSTOP keeps the socket open):

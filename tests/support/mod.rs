@@ -4,6 +4,7 @@
 //! killed by its PID when its guard drops (also when a test fails).
 #![allow(dead_code)]
 
+pub mod pair;
 pub mod player;
 pub mod rtmp_client;
 
