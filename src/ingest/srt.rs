@@ -43,7 +43,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::mpegts::{TsFeed, FLUSH_LIMIT};
-use super::{valid_name, Provider, PublishError, Publisher, Registry};
+use super::{auth, valid_name, Provider, PublishError, Publisher, Registry};
 use crate::store::StreamKey;
 
 /// Connections (including handshakes being accepted) at once; requests
@@ -180,7 +180,7 @@ fn app_stream(path: &str) -> Result<Target, StreamIdError> {
 }
 
 /// `%XX` → byte; the result must be UTF-8.
-fn percent_decode(s: &str) -> Result<String, StreamIdError> {
+pub(super) fn percent_decode(s: &str) -> Result<String, StreamIdError> {
     if !s.contains('%') {
         return Ok(s.to_string());
     }
@@ -552,7 +552,15 @@ async fn on_request(
     conns: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) {
-    let streamid: Option<String> = request.stream_id().map(|s| s.as_str().to_string());
+    // Without its query (publish key, signed policy): what names the stream
+    // and what is logged. `presented` keeps the query, for the check.
+    let (streamid, presented) = match request.stream_id() {
+        Some(s) => {
+            let (clean, presented) = auth::split_srt_stream_id(s.as_str());
+            (Some(clean), presented)
+        }
+        None => (None, String::new()),
+    };
     let sid = streamid.as_deref();
     let tunnel = request.remote();
     let Some(caller) = lock(callers).get(&tunnel).copied() else {
@@ -576,6 +584,10 @@ async fn on_request(
         let why = format!("stream {}/{} is already live; the first publisher keeps it", target.app, target.stream);
         return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::Conflict), &why).await;
     }
+    let grant = match registry.authorize(Provider::Srt, &target.app, &target.stream, &presented, peer) {
+        Ok(g) => g,
+        Err(e) => return refuse(request, peer, sid, publish_reject_reason(&e), &e).await,
+    };
     let passphrase = registry.config().app(&target.app).and_then(|a| a.srt.as_ref()).and_then(|s| s.passphrase.clone());
     let key_settings = match passphrase {
         Some(p) if !(10..=79).contains(&p.len()) => {
@@ -628,7 +640,7 @@ async fn on_request(
                 return;
             }
         };
-        connection(socket, peer, target, streamid, registry, permit).await;
+        connection(socket, peer, target, streamid, grant, registry, permit).await;
     });
 }
 
@@ -646,6 +658,7 @@ fn publish_reject_reason(e: &PublishError) -> RejectReason {
         PublishError::InvalidStreamName { .. } => ServerRejectReason::BadRequest,
         PublishError::AlreadyLive { .. } | PublishError::Ending { .. } => ServerRejectReason::Conflict,
         PublishError::ShuttingDown => ServerRejectReason::Down,
+        PublishError::Unauthorized { .. } => ServerRejectReason::Unauthorized,
     })
 }
 
@@ -668,6 +681,7 @@ async fn connection(
     peer: SocketAddr,
     target: Target,
     streamid: String,
+    grant: auth::Grant,
     registry: Arc<Registry>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -681,6 +695,7 @@ async fn connection(
             return;
         }
     };
+    auth::enforce(&grant, &publisher, Provider::Srt);
     let key: StreamKey = publisher.key().clone();
     info!(provider = "SRT", %peer, stream = %key, "SRT publisher connected");
     let mut feed = TsFeed::new(&key, Provider::Srt, peer);
