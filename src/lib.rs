@@ -13,6 +13,7 @@ pub mod package;
 pub mod peer;
 pub mod server;
 pub mod session_key;
+pub mod sign_url;
 pub mod store;
 pub mod timeline;
 pub mod verify;
