@@ -98,9 +98,7 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path, check_only: bool) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    tracing_subscriber::fmt().with_env_filter(log_filter()).init();
     let (config, warnings) = config::load(path).with_context(|| format!("configuration {}", path.display()))?;
     for w in &warnings {
         warn!(config = %path.display(), "{w}");
@@ -121,6 +119,19 @@ fn run(path: &Path, check_only: bool) -> Result<()> {
         });
         server::run(config, Arc::new(timeline::WallClock), shutdown).await
     })
+}
+
+/// `RUST_LOG`, default `info`. srt-protocol logs whole handshake packets at
+/// `warn` (a caller's repeated handshake, say), stream id included, and a
+/// stream id may carry a publish key or a signed policy: its log lines are
+/// kept to errors unless `RUST_LOG` names `srt_protocol`.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let named = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("srt_protocol"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match "srt_protocol=error".parse() {
+        Ok(quiet) if !named => filter.add_directive(quiet),
+        _ => filter,
+    }
 }
 
 fn summary(path: &Path, c: &config::Config) {

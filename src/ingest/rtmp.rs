@@ -1,5 +1,7 @@
 //! RTMP provider: encoders (ffmpeg, OBS, ...) publish FLV-tagged H.264/AAC
-//! to `rtmp://host:port/app/stream`. Every connection is one task: the
+//! to `rtmp://host:port/app/stream`; a query on the stream name
+//! (`stream?key=...`) carries credentials, checked by [`super::auth`] and
+//! never part of the stream name. Every connection is one task: the
 //! handshake, the chunk stream, the NetConnection/NetStream commands
 //! (connect, releaseStream, FCPublish, createStream, publish, FCUnpublish,
 //! deleteStream), then the audio/video/data messages, which go through an

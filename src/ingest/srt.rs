@@ -8,9 +8,12 @@
 //! - `srt://host:port/app/stream`, as OvenMediaEngine accepts it, usually
 //!   percent-encoded (`srt%3A%2F%2Fhost%3A9999%2Fapp%2Fstream`).
 //!
-//! Every stream id is percent-decoded first. A connection request is
-//! checked before it is accepted (stream id, application, SRT enabled,
-//! stream not live, connection limit) and refused with an SRT reject reason
+//! Every stream id is percent-decoded first. A query after the stream name
+//! (`app/stream?key=...`, `#!::r=app/stream?key=...,m=publish`) carries
+//! credentials: it is checked by [`super::auth`] and removed before the
+//! stream id is parsed or logged. A connection request is checked before it
+//! is accepted (stream id, application, SRT enabled, stream not live,
+//! publish key and signed policy, connection limit) and refused with an SRT reject reason
 //! and one log line; the handshake then applies the application's
 //! `Providers/SRT/Passphrase` (the key is chosen per request, after the
 //! stream id is known), and the stream is published once the caller is
