@@ -16,6 +16,8 @@ use support::*;
 const KEY: &str = "pk-2d9c1a7e44b0f35e";
 const OLD_KEY: &str = "pk-rotated-out-0f1e2d3c";
 const SECRET: &str = "sp-secret-7b1f0c9d2e6a4853";
+/// The REST API credentials of the test server (`user:password`).
+const TOKEN: &str = "admin:api-token-5e8d";
 
 /// A test input of `seconds` in `ext` (flv or ts), made once per process.
 fn input(ext: &str, seconds: u32) -> PathBuf {
@@ -26,10 +28,17 @@ fn input(ext: &str, seconds: u32) -> PathBuf {
     standard_input(&dir, ext, seconds)
 }
 
-/// The default test server with `keys` as the application's publish keys
-/// and, when `signed`, a SignedPolicy for RTMP and SRT.
-fn xml(ports: Ports, keys: &[&str], signed: bool) -> String {
-    let mut xml = server_xml(ports, &[AppXml::default()]);
+/// The default test server with the REST API on `api`, `keys` as the
+/// application's publish keys and, when `signed`, a SignedPolicy for RTMP
+/// and SRT.
+fn xml(ports: Ports, api: u16, keys: &[&str], signed: bool) -> String {
+    let mut xml = server_xml(ports, &[AppXml::default()])
+        .replacen("<Bind>", &format!("<Bind>\n    <Managers><API><Port>{api}</Port></API></Managers>"), 1)
+        .replacen(
+            "<VirtualHosts>",
+            &format!("<Managers><API><AccessToken>{TOKEN}</AccessToken></API></Managers>\n  <VirtualHosts>"),
+            1,
+        );
     if !keys.is_empty() {
         let keys: String = keys.iter().map(|k| format!("<Key>{k}</Key>")).collect();
         let app = "<Name>app</Name>\n          <Providers>";
@@ -104,6 +113,24 @@ fn accepted(server: &Server, input: &Path, format: &str, url: &str, stream: &str
     push.kill();
 }
 
+/// Standard base64 (for HTTP Basic credentials).
+fn base64(s: &str) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in s.as_bytes().chunks(3) {
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// No secret (keys, SecretKey, policies, signatures) anywhere in the log.
 fn assert_log_has_no_secret(server: &Server, secrets: &[String]) {
     let log = server.log_text();
@@ -128,7 +155,8 @@ fn signed_parts(url: &str) -> Vec<String> {
 #[test]
 fn publish_keys_over_rtmp_and_srt() {
     let ports = Ports::free();
-    let server = Server::start_xml("auth-keys", ports, &xml(ports, &[KEY, OLD_KEY], false));
+    let api = free_tcp_port();
+    let server = Server::start_xml("auth-keys", ports, &xml(ports, api, &[KEY, OLD_KEY], false));
     let flv = input("flv", 20);
     let ts = input("ts", 20);
     let rtmp = |stream_and_query: &str| format!("rtmp://127.0.0.1:{}/app/{stream_and_query}", ports.rtmp);
@@ -148,6 +176,28 @@ fn publish_keys_over_rtmp_and_srt() {
     let ome = format!("srt%3A%2F%2F127.0.0.1%3A{}%2Fapp%2Fs2%3Fkey%3D{KEY}", ports.srt);
     accepted(&server, &ts, "mpegts", &srt(&ome), "s2");
 
+    // A live stream in the API under its plain name; refusals in the metrics.
+    let mut live = ffmpeg_push(&flv, "flv", &rtmp(&format!("live?key={KEY}")));
+    wait_for("app/live's playlist", Duration::from_secs(20), || {
+        (server.get("/app/live/llhls.m3u8").0 == 200).then_some(())
+    });
+    let basic = format!("Basic {}", base64(TOKEN));
+    let (status, _, body) =
+        http_request(api, "GET", "/v1/vhosts/default/apps/app/streams", &[("Authorization", basic.as_str())]);
+    let streams = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(status, 200, "{streams}");
+    assert!(streams.contains("\"live\"") && !streams.contains("key"), "{streams}");
+    let (status, _, body) =
+        http_request(api, "GET", "/v1/vhosts/default/apps/app/streams/live", &[("Authorization", basic.as_str())]);
+    let details = String::from_utf8_lossy(&body).to_string();
+    assert_eq!(status, 200, "{details}");
+    assert!(!details.contains(KEY) && !details.contains("key="), "{details}");
+    live.kill();
+    let (_, _, body) = http_request(api, "GET", "/metrics", &[]);
+    let metrics = String::from_utf8_lossy(&body).to_string();
+    assert!(metrics.contains("lockstep_publish_rejections_total{reason=\"unauthorized\"} 5\n"), "{metrics}");
+    assert!(!metrics.contains(KEY) && !metrics.contains("key="), "{metrics}");
+
     let log = server.log_text();
     assert!(log.contains("RTMP publisher started") && log.contains("SRT publisher connected"), "{log}");
     assert_log_has_no_secret(&server, &[KEY.into(), OLD_KEY.into(), "wrong-key".into(), "nope-0000".into()]);
@@ -156,7 +206,7 @@ fn publish_keys_over_rtmp_and_srt() {
 #[test]
 fn signed_policy_over_rtmp_and_srt() {
     let ports = Ports::free();
-    let server = Server::start_xml("auth-signed", ports, &xml(ports, &[], true));
+    let server = Server::start_xml("auth-signed", ports, &xml(ports, free_tcp_port(), &[], true));
     let flv = input("flv", 20);
     let ts = input("ts", 20);
     let rtmp_base = |stream: &str| format!("rtmp://127.0.0.1:{}/app/{stream}", ports.rtmp);
