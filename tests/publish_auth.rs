@@ -168,6 +168,13 @@ fn publish_keys_over_rtmp_and_srt() {
     refused(&server, &ts, "mpegts", &srt("app/s1"), "s1", "no publish key");
     refused(&server, &ts, "mpegts", &srt("#!::r=app/s1?key=nope-0000000000000,m=publish"), "s1", "wrong publish key");
 
+    // A percent-encoded query is no query (so no key either), and is not shown.
+    let mut odd = ffmpeg_push(&flv, "flv", &rtmp(&format!("r5%3Fkey%3D{KEY}")));
+    let status = odd.wait_timeout(Duration::from_secs(15));
+    assert!(status.is_some_and(|s| !s.success()), "an encoded query was accepted: {status:?}");
+    let line = server.wait_log("r5?<redacted>", Duration::from_secs(5));
+    assert!(line.contains("publish rejected") && line.contains("no publish key"), "{line}");
+
     accepted(&server, &flv, "flv", &rtmp(&format!("r1?key={KEY}")), "r1");
     // The second key too (rotation: old and new keys side by side).
     accepted(&server, &flv, "flv", &rtmp(&format!("r2?key={OLD_KEY}")), "r2");
@@ -195,7 +202,7 @@ fn publish_keys_over_rtmp_and_srt() {
     live.kill();
     let (_, _, body) = http_request(api, "GET", "/metrics", &[]);
     let metrics = String::from_utf8_lossy(&body).to_string();
-    assert!(metrics.contains("lockstep_publish_rejections_total{reason=\"unauthorized\"} 5\n"), "{metrics}");
+    assert!(metrics.contains("lockstep_publish_rejections_total{reason=\"unauthorized\"} 6\n"), "{metrics}");
     assert!(!metrics.contains(KEY) && !metrics.contains("key="), "{metrics}");
 
     let log = server.log_text();

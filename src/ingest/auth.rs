@@ -610,6 +610,27 @@ mod tests {
     }
 
     #[test]
+    fn tc_url_of_a_connect_command() {
+        use rml_rtmp::rml_amf0::{serialize, Amf0Value};
+        let connect = |props: Vec<(&str, Amf0Value)>| {
+            let props = props.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+            let values =
+                vec![Amf0Value::Utf8String("connect".into()), Amf0Value::Number(1.0), Amf0Value::Object(props)];
+            serialize(&values).unwrap_or_else(|e| panic!("{e}"))
+        };
+        let tc = Amf0Value::Utf8String("rtmp://h:1935/app".into());
+        let app = Amf0Value::Utf8String("app".into());
+        assert_eq!(
+            connect_tc_url(&connect(vec![("app", app.clone()), ("tcUrl", tc)])),
+            Some("rtmp://h:1935/app".into())
+        );
+        assert_eq!(connect_tc_url(&connect(vec![("app", app)])), None);
+        assert_eq!(connect_tc_url(&connect(vec![("tcUrl", Amf0Value::Number(3.0))])), None);
+        assert_eq!(connect_tc_url(b"\x02\x00"), None);
+        assert_eq!(connect_tc_url(b""), None);
+    }
+
+    #[test]
     fn srt_stream_ids_lose_their_query() {
         let rows = [
             ("app/s", "app/s"),

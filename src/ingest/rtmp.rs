@@ -514,7 +514,10 @@ impl Conn {
 
     fn publish(&mut self, request_id: u32, stream_key: &str) -> Result<(), Close> {
         let app = self.app.clone().unwrap_or_default();
-        let stream = strip_query(stream_key);
+        // A percent-encoded query (`name%3Fkey=...`) is no query, so such a
+        // name is refused as invalid, but not shown: cut it off as the query.
+        let stream = auth::redact(strip_query(stream_key));
+        let stream = stream.as_str();
         let peer = self.peer;
         let result = match &self.publishing {
             Some(p) => Err(PublishError::AlreadyLive { key: p.key.clone(), provider: Provider::Rtmp, peer }),
