@@ -12,9 +12,9 @@
 //! (`app/stream?key=...`, `#!::r=app/stream?key=...,m=publish`) carries
 //! credentials: it is checked by [`super::auth`] and removed before the
 //! stream id is parsed or logged. A connection request is checked before it
-//! is accepted (stream id, application, SRT enabled, stream not live,
-//! publish key and signed policy, connection limit) and refused with an SRT reject reason
-//! and one log line; the handshake then applies the application's
+//! is accepted (stream id, application, SRT enabled, publish key and signed
+//! policy, stream not live, connection limit) and refused with an SRT reject
+//! reason and one log line; the handshake then applies the application's
 //! `Providers/SRT/Passphrase` (the key is chosen per request, after the
 //! stream id is known), and the stream is published once the caller is
 //! connected. The payload is MPEG-TS ([`TsFeed`]).
@@ -583,14 +583,14 @@ async fn on_request(
     if let Err(e) = registry.provider_settings(&target.app, Provider::Srt) {
         return refuse(request, peer, sid, publish_reject_reason(&e), &e).await;
     }
-    if registry.live_streams().iter().any(|k| k.app == target.app && k.stream == target.stream) {
-        let why = format!("stream {}/{} is already live; the first publisher keeps it", target.app, target.stream);
-        return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::Conflict), &why).await;
-    }
     let grant = match registry.authorize(Provider::Srt, &target.app, &target.stream, &presented, peer) {
         Ok(g) => g,
         Err(e) => return refuse(request, peer, sid, publish_reject_reason(&e), &e).await,
     };
+    if registry.live_streams().iter().any(|k| k.app == target.app && k.stream == target.stream) {
+        let why = format!("stream {}/{} is already live; the first publisher keeps it", target.app, target.stream);
+        return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::Conflict), &why).await;
+    }
     let passphrase = registry.config().app(&target.app).and_then(|a| a.srt.as_ref()).and_then(|s| s.passphrase.clone());
     let key_settings = match passphrase {
         Some(p) if !(10..=79).contains(&p.len()) => {
