@@ -143,3 +143,76 @@ pub fn main(args: &[String]) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    #[test]
+    fn arguments() {
+        let a = parse(&args(&["rtmp://h/app/s", "--expire-in", "60", "--allow-ip", "10.0.0.0/8", "--streamid"]))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (a.url.as_str(), a.expire_in, a.allow_ip.as_deref(), a.streamid),
+            ("rtmp://h/app/s", 60, Some("10.0.0.0/8"), true)
+        );
+        for (bad, why) in [
+            (&["--expire-in", "60"][..], "no URL"),
+            (&["u", "--expire-in", "soon"][..], "is not whole seconds"),
+            (&["u", "--expire-in"][..], "needs a value"),
+            (&["u", "v"][..], "unexpected argument"),
+            (&["u", "--secret", "x"][..], "unknown option"),
+        ] {
+            let e = parse(&args(bad)).err().unwrap_or_default();
+            assert!(e.contains(why), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn srt_urls_are_ffmpeg_urls_with_the_stream_id_encoded() {
+        assert_eq!(percent_encode("srt://h:9/a/b?p=x&s=y-_.~"), "srt%3A%2F%2Fh%3A9%2Fa%2Fb%3Fp%3Dx%26s%3Dy-_.~");
+    }
+
+    #[test]
+    fn the_secret_comes_from_the_configuration() {
+        let dir = std::env::temp_dir().join(format!("lockstep-sign-url-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let conf = dir.join("Server.xml");
+        let xml = "<Server><Bind><Providers><RTMP><Port>1935</Port></RTMP></Providers></Bind><VirtualHosts>\
+                   <VirtualHost><Name>v</Name><SignedPolicy><SignatureQueryKeyName>sig</SignatureQueryKeyName>\
+                   <SecretKey>0123456789abcdef</SecretKey><Enables><Providers>rtmp</Providers></Enables>\
+                   </SignedPolicy><Applications><Application><Name>live</Name><Providers><RTMP/></Providers>\
+                   </Application></Applications></VirtualHost></VirtualHosts></Server>";
+        std::fs::write(&conf, xml).unwrap_or_else(|e| panic!("{e}"));
+        let conf_arg = conf.to_string_lossy().to_string();
+        let url =
+            run(&parse(&args(&["rtmp://h/live/s?key=k", "--config", &conf_arg])).unwrap_or_else(|e| panic!("{e}")))
+                .unwrap_or_else(|e| panic!("{e}"));
+        // The port is added, the key kept, the configured names used.
+        assert!(url.starts_with("rtmp://h:1935/live/s?key=k&policy="), "{url}");
+        let (unsigned, sig) = url.rsplit_once("&sig=").unwrap_or_else(|| panic!("{url}"));
+        let policy = unsigned.rsplit_once("policy=").map(|(_, p)| p).unwrap_or_default();
+        let expected = auth::sign_url(
+            "rtmp://h:1935/live/s?key=k",
+            ("policy", "sig"),
+            "0123456789abcdef",
+            &SignPolicy { url_expire: policy_expiry(policy), ..Default::default() },
+        );
+        assert!(expected.ends_with(&format!("&sig={sig}")), "{expected} vs {url}");
+        let e = run(&parse(&args(&["rtmp://h/other/s", "--config", &conf_arg])).unwrap_or_else(|e| panic!("{e}")));
+        assert!(e.is_err_and(|e| e.contains("no application")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The url_expire of an encoded policy.
+    fn policy_expiry(policy: &str) -> u64 {
+        use base64::Engine;
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(policy).unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_slice(&json).unwrap_or_default();
+        v["url_expire"].as_u64().unwrap_or_default()
+    }
+}
