@@ -14,6 +14,7 @@ pub mod package;
 pub mod peer;
 pub mod server;
 pub mod session_key;
+pub mod sign_url;
 pub mod store;
 pub mod throttle;
 pub mod timeline;

@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use lockstep::{config, package, server, timeline, verify};
+use lockstep::{config, package, server, sign_url, timeline, verify};
 
 const USAGE: &str = "usage:
   lockstep [--config PATH]          run the server (default config: conf/Server.xml)
@@ -18,6 +18,8 @@ const USAGE: &str = "usage:
   lockstep package INPUT OUT_DIR    package a recorded FLV or MPEG-TS stream into OUT_DIR
   lockstep verify --main URL --backup URL --stream APP/STREAM [--duration S] [--verbose]
                                     check that both nodes of a pair serve identical bytes
+  lockstep sign-url URL [--config PATH | --secret-env NAME] [--expire-in S] [...]
+                                    print a signed publish URL (SignedPolicy; sign-url --help)
   lockstep --version | --help
 
 Logging: RUST_LOG (default info), e.g. RUST_LOG=lockstep=debug";
@@ -26,6 +28,7 @@ enum Command {
     Run { config: PathBuf, check_only: bool },
     Package { input: PathBuf, out: PathBuf },
     Verify(Vec<String>),
+    SignUrl(Vec<String>),
     Version,
     Help,
 }
@@ -44,6 +47,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
                 config = PathBuf::from(args.get(i).ok_or("--config needs a path")?);
             }
             "verify" if i == 0 => return Ok(Command::Verify(args[1..].to_vec())),
+            "sign-url" if i == 0 => return Ok(Command::SignUrl(args[1..].to_vec())),
             "package" if i == 0 => {
                 return match &args[1..] {
                     [input, out] => Ok(Command::Package { input: input.into(), out: out.into() }),
@@ -77,6 +81,11 @@ fn main() -> ExitCode {
         }
         Command::Package { input, out } => package::package(&input, &out),
         Command::Verify(args) => return verify::main(&args),
+        Command::SignUrl(args) if args.iter().any(|a| a == "--help" || a == "-h") => {
+            println!("{}", sign_url::USAGE);
+            Ok(())
+        }
+        Command::SignUrl(args) => return sign_url::main(&args),
         Command::Run { config, check_only } => run(&config, check_only),
     };
     match result {
@@ -89,9 +98,7 @@ fn main() -> ExitCode {
 }
 
 fn run(path: &Path, check_only: bool) -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    tracing_subscriber::fmt().with_env_filter(log_filter()).init();
     let (config, warnings) = config::load(path).with_context(|| format!("configuration {}", path.display()))?;
     for w in &warnings {
         warn!(config = %path.display(), "{w}");
@@ -113,6 +120,19 @@ fn run(path: &Path, check_only: bool) -> Result<()> {
         });
         server::run(config, Arc::new(timeline::WallClock), shutdown).await
     })
+}
+
+/// `RUST_LOG`, default `info`. srt-protocol logs whole handshake packets at
+/// `warn` (a caller's repeated handshake, say), stream id included, and a
+/// stream id may carry a publish key or a signed policy: its log lines are
+/// kept to errors unless `RUST_LOG` names `srt_protocol`.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    let named = std::env::var("RUST_LOG").is_ok_and(|v| v.contains("srt_protocol"));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    match "srt_protocol=error".parse() {
+        Ok(quiet) if !named => filter.add_directive(quiet),
+        _ => filter,
+    }
 }
 
 fn summary(path: &Path, c: &config::Config) {
@@ -137,7 +157,19 @@ fn summary(path: &Path, c: &config::Config) {
                 .hls
                 .as_ref()
                 .map(|h| format!("HLS(segment {} ms, {} segments)", h.segment_duration_ms, h.segment_count));
-            info!(vhost = %v.name, app = %a.name, providers = ?providers, llhls = ?llhls, hls = ?hls, "application");
+            // What is checked, never with what.
+            let mut auth = Vec::new();
+            if !a.publish_keys.0.is_empty() {
+                auth.push(format!("{} publish keys", a.publish_keys.0.len()));
+            }
+            if let Some(sp) = &v.signed_policy {
+                let on: Vec<&str> = [(sp.rtmp, "RTMP"), (sp.srt, "SRT")].iter().filter(|p| p.0).map(|p| p.1).collect();
+                auth.push(format!("signed policy ({})", on.join(", ")));
+            }
+            info!(
+                vhost = %v.name, app = %a.name, providers = ?providers, llhls = ?llhls, hls = ?hls, auth = ?auth,
+                "application"
+            );
         }
     }
 }

@@ -157,8 +157,15 @@ fn event_index(e: &Event) -> usize {
 }
 
 /// The `reason` label values of publish rejections.
-const REJECTIONS: [&str; 6] =
-    ["unknown_app", "provider_disabled", "invalid_stream_name", "already_live", "ending", "shutting_down"];
+const REJECTIONS: [&str; 7] = [
+    "unknown_app",
+    "provider_disabled",
+    "invalid_stream_name",
+    "already_live",
+    "ending",
+    "shutting_down",
+    "unauthorized",
+];
 
 fn rejection_index(e: &PublishError) -> usize {
     match e {
@@ -168,6 +175,7 @@ fn rejection_index(e: &PublishError) -> usize {
         PublishError::AlreadyLive { .. } => 3,
         PublishError::Ending { .. } => 4,
         PublishError::ShuttingDown => 5,
+        PublishError::Unauthorized { .. } => 6,
     }
 }
 

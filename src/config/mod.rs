@@ -38,7 +38,7 @@ pub enum PairRole {
 }
 
 /// `Server/Pair`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct PairSettings {
     /// `Role`: `main` or `backup`.
     pub role: PairRole,
@@ -53,6 +53,21 @@ pub struct PairSettings {
     pub max_clock_offset_ms: u32,
 }
 
+impl std::fmt::Debug for PairSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PairSettings")
+            .field("role", &self.role)
+            .field("peer_url", &self.peer_url)
+            .field("secret", &REDACTED)
+            .field("ntp_servers", &self.ntp_servers)
+            .field("max_clock_offset_ms", &self.max_clock_offset_ms)
+            .finish()
+    }
+}
+
+/// What `Debug` prints in place of a secret.
+const REDACTED: &str = "<redacted>";
+
 /// `Server/Bind/Managers/API` and `Server/Managers/API`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiSettings {
@@ -65,7 +80,7 @@ pub struct ApiSettings {
 
 impl std::fmt::Debug for ApiSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiSettings").field("port", &self.port).field("access_token", &"<redacted>").finish()
+        f.debug_struct("ApiSettings").field("port", &self.port).field("access_token", &REDACTED).finish()
     }
 }
 
@@ -151,6 +166,49 @@ pub struct Bind {
 pub struct VirtualHost {
     pub name: String,
     pub apps: Vec<Application>,
+    /// `SignedPolicy`: publish URLs of this host's applications must carry
+    /// a valid signed policy (see `docs/security.md`).
+    pub signed_policy: Option<SignedPolicy>,
+}
+
+/// `VirtualHost/SignedPolicy` (OvenMediaEngine's names): an HMAC-SHA1
+/// signature over the publish URL and a policy with an expiry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignedPolicy {
+    /// `PolicyQueryKeyName` (default `policy`).
+    pub policy_query_key: String,
+    /// `SignatureQueryKeyName` (default `signature`).
+    pub signature_query_key: String,
+    /// `SecretKey`: the HMAC key (at least 16 characters).
+    pub secret_key: String,
+    /// `Enables/Providers` lists `rtmp`.
+    pub rtmp: bool,
+    /// `Enables/Providers` lists `srt`.
+    pub srt: bool,
+}
+
+impl std::fmt::Debug for SignedPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedPolicy")
+            .field("policy_query_key", &self.policy_query_key)
+            .field("signature_query_key", &self.signature_query_key)
+            .field("secret_key", &REDACTED)
+            .field("rtmp", &self.rtmp)
+            .field("srt", &self.srt)
+            .finish()
+    }
+}
+
+/// `Application/Providers/PublishKeys/Key` (Lockstep): RTMP and SRT
+/// publishers of the application must present one of these keys as the
+/// `key` query parameter. Empty: no key is asked for.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct PublishKeys(pub Vec<String>);
+
+impl std::fmt::Debug for PublishKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PublishKeys({} keys, {REDACTED})", self.0.len())
+    }
 }
 
 /// `VirtualHost/Applications/Application`.
@@ -167,6 +225,8 @@ pub struct Application {
     pub llhls: Option<LlHlsSettings>,
     /// `Publishers/HLS`.
     pub hls: Option<HlsSettings>,
+    /// `Providers/PublishKeys`.
+    pub publish_keys: PublishKeys,
 }
 
 /// How a provider turns encoder timestamps into the server timeline.
@@ -218,12 +278,21 @@ impl Default for ProviderSettings {
 }
 
 /// `Providers/SRT`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct SrtSettings {
     pub common: ProviderSettings,
     /// `Passphrase`: SRT encryption passphrase (10 to 79 characters);
     /// `None` for unencrypted.
     pub passphrase: Option<String>,
+}
+
+impl std::fmt::Debug for SrtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SrtSettings")
+            .field("common", &self.common)
+            .field("passphrase", &self.passphrase.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 /// `Providers/MPEGTS`.
@@ -242,7 +311,7 @@ pub struct MpegtsStream {
 }
 
 /// `Publishers/LLHLS`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct LlHlsSettings {
     /// `OriginMode` (default true): URLs carry no per-session data.
     pub origin_mode: bool,
@@ -265,6 +334,21 @@ pub struct LlHlsSettings {
     pub cross_domains: Vec<String>,
 }
 
+impl std::fmt::Debug for LlHlsSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlHlsSettings")
+            .field("origin_mode", &self.origin_mode)
+            .field("session_key_secret", &self.session_key_secret.as_ref().map(|_| REDACTED))
+            .field("server_time_based_segment_numbering", &self.server_time_based_segment_numbering)
+            .field("chunk_duration_ms", &self.chunk_duration_ms)
+            .field("part_hold_back_ms", &self.part_hold_back_ms)
+            .field("segment_duration_ms", &self.segment_duration_ms)
+            .field("segment_count", &self.segment_count)
+            .field("cross_domains", &self.cross_domains)
+            .finish()
+    }
+}
+
 /// `Publishers/HLS`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HlsSettings {
@@ -281,5 +365,10 @@ impl Config {
     /// virtual hosts after validation).
     pub fn app(&self, name: &str) -> Option<&Application> {
         self.vhosts.iter().flat_map(|v| v.apps.iter()).find(|a| a.name == name)
+    }
+
+    /// The `SignedPolicy` of the virtual host holding the application `name`.
+    pub fn signed_policy(&self, name: &str) -> Option<&SignedPolicy> {
+        self.vhosts.iter().find(|v| v.apps.iter().any(|a| a.name == name)).and_then(|v| v.signed_policy.as_ref())
     }
 }

@@ -31,6 +31,9 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 use serde::Deserialize;
 
+#[path = "publish_auth.rs"]
+mod publish_auth;
+
 use super::{
     ApiSettings, Application, Bind, Config, HlsSettings, HttpConfig, HttpLimits, LlHlsSettings, MpegtsSettings,
     MpegtsStream, PairRole, PairSettings, ProviderSettings, SrtSettings, TimestampMode, TlsCert, VirtualHost,
@@ -350,6 +353,7 @@ const APP_PROVIDERS: Node = elem!(
             ],
             ignored: [("MaxConnection", "")]
         ),
+        elem!("PublishKeys", [leaves!("Key")], ignored: []),
     ],
     ignored: [
         ("WebRTC", INGEST_ONLY),
@@ -435,6 +439,20 @@ const VIRTUAL_HOST: Node = elems!(
             ignored: []
         ),
         elem!(
+            "SignedPolicy",
+            [
+                leaf!("PolicyQueryKeyName"),
+                leaf!("SignatureQueryKeyName"),
+                leaf!("SecretKey"),
+                elem!(
+                    "Enables",
+                    [leaf!("Providers")],
+                    ignored: [("Publishers", "playback is not signed: LL-HLS and HLS are served to anyone")]
+                ),
+            ],
+            ignored: []
+        ),
+        elem!(
             "Applications",
             [elems!(
                 "Application",
@@ -451,7 +469,6 @@ const VIRTUAL_HOST: Node = elems!(
         ("Distribution", ""),
         ("Origins", "Lockstep is an origin; it does not pull streams"),
         ("OriginMapStore", "Lockstep is an origin; it does not pull streams"),
-        ("SignedPolicy", NOT_SUPPORTED),
         ("AdmissionWebhooks", NOT_SUPPORTED),
         ("CrossDomains", "set CrossDomains in each application's LLHLS and HLS publishers"),
     ]
@@ -898,6 +915,8 @@ struct RawVirtualHost {
     host: Option<RawHost>,
     #[serde(rename = "Applications")]
     applications: Option<RawApplications>,
+    #[serde(rename = "SignedPolicy")]
+    signed_policy: Option<publish_auth::RawSignedPolicy>,
 }
 
 /// `VirtualHost/Host`.
@@ -956,6 +975,8 @@ struct RawProviders {
     srt: Option<RawProvider>,
     #[serde(rename = "MPEGTS")]
     mpegts: Option<RawProvider>,
+    #[serde(rename = "PublishKeys")]
+    publish_keys: Option<publish_auth::RawPublishKeys>,
 }
 
 /// `Providers/{RTMP,SRT,MPEGTS}`. `Passphrase` exists only under `SRT` and
@@ -1518,7 +1539,9 @@ fn convert_vhost(
         let app_path = format!("{path}/Applications/Application[{i}]");
         apps.push(convert_app(raw_app, &app_path, bind, srt_passphrase, taken, warnings)?);
     }
-    Ok(VirtualHost { name: name.to_owned(), apps })
+    let signed_policy =
+        publish_auth::convert_signed_policy(raw.signed_policy.as_ref(), &child(path, "SignedPolicy"), warnings)?;
+    Ok(VirtualHost { name: name.to_owned(), apps, signed_policy })
 }
 
 fn convert_app(
@@ -1600,7 +1623,13 @@ fn convert_app(
         warn(warnings, path, "no LLHLS or HLS publisher: nothing is served for this application");
     }
 
-    Ok(Application { name: name.to_owned(), rtmp, srt, mpegts, llhls, hls })
+    let publish_keys = publish_auth::convert_publish_keys(
+        providers.and_then(|p| p.publish_keys.as_ref()),
+        &format!("{path}/Providers/PublishKeys"),
+        mpegts.is_some(),
+        warnings,
+    )?;
+    Ok(Application { name: name.to_owned(), rtmp, srt, mpegts, llhls, hls, publish_keys })
 }
 
 /// The settings every provider has.
@@ -1935,7 +1964,9 @@ mod tests {
                         segment_count: 10,
                         cross_domains: vec![],
                     }),
+                    publish_keys: Default::default(),
                 }],
+                signed_policy: None,
             }],
             api: None,
             pair: None,
@@ -1999,7 +2030,12 @@ mod tests {
         <Names><Name>*</Name></Names>
         <TLS><CertPath>cert.crt</CertPath><KeyPath>cert.key</KeyPath></TLS>
       </Host>
-      <SignedPolicy><SecretKey>k</SecretKey></SignedPolicy>
+      <SignedPolicy>
+        <PolicyQueryKeyName>policy</PolicyQueryKeyName>
+        <SignatureQueryKeyName>signature</SignatureQueryKeyName>
+        <SecretKey>aKq#1kj-0123456789</SecretKey>
+        <Enables><Providers>rtmp,webrtc,srt</Providers><Publishers>webrtc,llhls</Publishers></Enables>
+      </SignedPolicy>
       <Origins>
         <Origin>
           <Location>/app/x</Location>
@@ -2131,7 +2167,8 @@ mod tests {
             "Server/Managers/Host".to_owned(),
             "Server/VirtualHosts/VirtualHost[0]".to_owned(),
             format!("{vh}/Distribution"),
-            format!("{vh}/SignedPolicy"),
+            format!("{vh}/SignedPolicy/Enables/Providers"),
+            format!("{vh}/SignedPolicy/Enables/Publishers"),
             format!("{vh}/Origins"),
             format!("{a}/Type"),
             format!("{a}/OutputProfiles"),
@@ -2151,7 +2188,10 @@ mod tests {
         }
         assert_eq!(paths.len(), expected_paths.len(), "{warnings:#?}");
         let ignored = warnings.iter().filter(|w| w.message.contains("ignored by Lockstep")).count();
-        assert_eq!(ignored, expected_paths.len() - 1, "all but the include are known OME elements: {warnings:#?}");
+        // All but the include and SignedPolicy's webrtc are known OME elements.
+        assert_eq!(ignored, expected_paths.len() - 2, "{warnings:#?}");
+        let webrtc = warnings.iter().find(|w| w.path.ends_with("SignedPolicy/Enables/Providers"));
+        assert!(webrtc.is_some_and(|w| w.message.starts_with("webrtc: ")), "{webrtc:?}");
         let include = warnings.iter().find(|w| w.path == "Server/VirtualHosts/VirtualHost[0]");
         assert!(include.is_some_and(|w| w.message.contains("VHost*.xml")), "{include:?}");
     }

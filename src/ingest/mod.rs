@@ -10,6 +10,7 @@
 //! [`Publisher::ended`] and drops the connection.
 
 mod agree;
+pub mod auth;
 mod limits;
 pub mod mpegts;
 pub mod rtmp;
@@ -67,6 +68,8 @@ pub enum PublishError {
     Ending { key: StreamKey },
     #[error("the server is shutting down")]
     ShuttingDown,
+    #[error("not authorized to publish {app}/{stream}: {reason}")]
+    Unauthorized { app: String, stream: String, reason: auth::AuthError },
 }
 
 /// The stream ended; stop sending.
@@ -194,6 +197,25 @@ impl Registry {
             Provider::Mpegts => a.mpegts.as_ref().map(|s| s.common.clone()),
         };
         s.ok_or(PublishError::ProviderDisabled { app: app.to_string(), provider })
+    }
+
+    /// Check a publisher's credentials (publish key, signed policy) for
+    /// `app/stream`; `url` is the URL or stream id as presented, query
+    /// included (see [`auth`]). A refusal is counted.
+    pub fn authorize(
+        &self,
+        provider: Provider,
+        app: &str,
+        stream: &str,
+        url: &str,
+        peer: SocketAddr,
+    ) -> Result<auth::Grant, PublishError> {
+        let request = auth::Request { provider, app, url, peer: peer.ip() };
+        auth::authorize(&self.config, &request, auth::now_ms()).map_err(|reason| {
+            let e = PublishError::Unauthorized { app: app.to_string(), stream: stream.to_string(), reason };
+            self.metrics.publish_rejected(&e);
+            e
+        })
     }
 
     /// Start publishing `app/stream` (a refusal is counted).

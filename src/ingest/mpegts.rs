@@ -387,6 +387,7 @@ pub(super) mod testing {
                 cross_domains: Vec::new(),
             }),
             hls: None,
+            publish_keys: Default::default(),
         }
     }
 
@@ -395,7 +396,7 @@ pub(super) mod testing {
             name: "test".into(),
             ip: Ipv4Addr::LOCALHOST.into(),
             bind: Bind { rtmp: None, srt: None, mpegts: Vec::new(), llhls: None },
-            vhosts: vec![VirtualHost { name: "default".into(), apps }],
+            vhosts: vec![VirtualHost { name: "default".into(), apps, signed_policy: None }],
             api: None,
             http: Default::default(),
             pair: None,

@@ -1,5 +1,7 @@
 //! RTMP provider: encoders (ffmpeg, OBS, ...) publish FLV-tagged H.264/AAC
-//! to `rtmp://host:port/app/stream`. Every connection is one task: the
+//! to `rtmp://host:port/app/stream`; a query on the stream name
+//! (`stream?key=...`) carries credentials, checked by [`super::auth`] and
+//! never part of the stream name. Every connection is one task: the
 //! handshake, the chunk stream, the NetConnection/NetStream commands
 //! (connect, releaseStream, FCPublish, createStream, publish, FCUnpublish,
 //! deleteStream), then the audio/video/data messages, which go through an
@@ -52,7 +54,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Ended, Provider, PublishError, Publisher, Registry};
+use super::{auth, Ended, Provider, PublishError, Publisher, Registry};
 use crate::config::Config;
 use crate::store::StreamKey;
 use crate::throttle::Throttle;
@@ -438,6 +440,8 @@ struct Conn {
     session: Option<ServerSession>,
     /// The application named by `connect` (resolved, see [`resolve_app`]).
     app: Option<String>,
+    /// The `tcUrl` of the connect command.
+    tc_url: Option<String>,
     publishing: Option<Publishing>,
     timestamps: Unwrapper,
     connects: u32,
@@ -457,6 +461,7 @@ impl Conn {
             pending: None,
             session: None,
             app: None,
+            tc_url: None,
             publishing: None,
             timestamps: Unwrapper::default(),
             connects: 0,
@@ -534,6 +539,8 @@ impl Conn {
                 debug!(provider = "RTMP", peer = %self.peer, command = %name, "command");
                 match name.as_str() {
                     "connect" => {
+                        // For a signed publish URL (see `auth`).
+                        self.tc_url = auth::connect_tc_url(body);
                         self.connects += 1;
                         if self.connects > MAX_CONNECTS {
                             return Err(Close::Protocol(format!("more than {MAX_CONNECTS} connect commands")));
@@ -611,7 +618,7 @@ impl Conn {
             ServerSessionEvent::PlayStreamRequested { request_id, stream_key, .. } => {
                 let why = "playback over RTMP is not supported; play over LL-HLS or HLS";
                 self.request(false, request_id, "NetStream.Play.Failed", why)?;
-                Err(Close::Unsupported(format!("play {stream_key:?}: {why}")))
+                Err(Close::Unsupported(format!("play {:?}: {why}", auth::redact(&stream_key))))
             }
             _ => Ok(()),
         }
@@ -619,11 +626,22 @@ impl Conn {
 
     fn publish(&mut self, request_id: u32, stream_key: &str) -> Result<(), Close> {
         let app = self.app.clone().unwrap_or_default();
-        let stream = strip_query(stream_key);
+        // A percent-encoded query (`name%3Fkey=...`) is no query, so such a
+        // name is refused as invalid, but not shown: cut it off as the query.
+        let stream = auth::redact(strip_query(stream_key));
+        let stream = stream.as_str();
         let peer = self.peer;
         let result = match &self.publishing {
             Some(p) => Err(PublishError::AlreadyLive { key: p.key.clone(), provider: Provider::Rtmp, peer }),
-            None => self.registry.publish(&app, stream, Provider::Rtmp, peer),
+            None => {
+                // The query (publish key, signed policy) is checked, never kept.
+                let url = auth::rtmp_url(self.tc_url.as_deref(), stream_key);
+                self.registry.authorize(Provider::Rtmp, &app, stream, &url, peer).and_then(|grant| {
+                    let publisher = self.registry.publish(&app, stream, Provider::Rtmp, peer)?;
+                    auth::enforce(&grant, &publisher, Provider::Rtmp);
+                    Ok(publisher)
+                })
+            }
         };
         match result {
             Ok(publisher) => {
@@ -1418,12 +1436,17 @@ mod tests {
             mpegts: None,
             llhls: Some(llhls.clone()),
             hls: None,
+            publish_keys: Default::default(),
         };
         Config {
             name: "t".into(),
             ip: [127, 0, 0, 1].into(),
             bind: Bind { rtmp: None, srt: None, mpegts: vec![], llhls: None },
-            vhosts: vec![VirtualHost { name: "default".into(), apps: vec![app("app", true), app("nortmp", false)] }],
+            vhosts: vec![VirtualHost {
+                name: "default".into(),
+                apps: vec![app("app", true), app("nortmp", false)],
+                signed_policy: None,
+            }],
             api: None,
             http: Default::default(),
             pair: None,

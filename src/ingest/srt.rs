@@ -8,10 +8,13 @@
 //! - `srt://host:port/app/stream`, as OvenMediaEngine accepts it, usually
 //!   percent-encoded (`srt%3A%2F%2Fhost%3A9999%2Fapp%2Fstream`).
 //!
-//! Every stream id is percent-decoded first. A connection request is
-//! checked before it is accepted (stream id, application, SRT enabled,
-//! stream not live, connection limit) and refused with an SRT reject reason
-//! and one log line; the handshake then applies the application's
+//! Every stream id is percent-decoded first. A query after the stream name
+//! (`app/stream?key=...`, `#!::r=app/stream?key=...,m=publish`) carries
+//! credentials: it is checked by [`super::auth`] and removed before the
+//! stream id is parsed or logged. A connection request is checked before it
+//! is accepted (stream id, application, SRT enabled, publish key and signed
+//! policy, stream not live, connection limit) and refused with an SRT reject
+//! reason and one log line; the handshake then applies the application's
 //! `Providers/SRT/Passphrase` (the key is chosen per request, after the
 //! stream id is known), and the stream is published once the caller is
 //! connected. The payload is MPEG-TS ([`TsFeed`]).
@@ -43,7 +46,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::mpegts::{TsFeed, FLUSH_LIMIT};
-use super::{valid_name, Provider, PublishError, Publisher, Registry};
+use super::{auth, valid_name, Provider, PublishError, Publisher, Registry};
 use crate::store::StreamKey;
 
 /// Connections (including handshakes being accepted) at once; requests
@@ -180,7 +183,7 @@ fn app_stream(path: &str) -> Result<Target, StreamIdError> {
 }
 
 /// `%XX` → byte; the result must be UTF-8.
-fn percent_decode(s: &str) -> Result<String, StreamIdError> {
+pub(super) fn percent_decode(s: &str) -> Result<String, StreamIdError> {
     if !s.contains('%') {
         return Ok(s.to_string());
     }
@@ -552,7 +555,15 @@ async fn on_request(
     conns: &mut JoinSet<()>,
     shutdown: &CancellationToken,
 ) {
-    let streamid: Option<String> = request.stream_id().map(|s| s.as_str().to_string());
+    // Without its query (publish key, signed policy): what names the stream
+    // and what is logged. `presented` keeps the query, for the check.
+    let (streamid, presented) = match request.stream_id() {
+        Some(s) => {
+            let (clean, presented) = auth::split_srt_stream_id(s.as_str());
+            (Some(clean), presented)
+        }
+        None => (None, String::new()),
+    };
     let sid = streamid.as_deref();
     let tunnel = request.remote();
     let Some(caller) = lock(callers).get(&tunnel).copied() else {
@@ -572,6 +583,10 @@ async fn on_request(
     if let Err(e) = registry.provider_settings(&target.app, Provider::Srt) {
         return refuse(request, peer, sid, publish_reject_reason(&e), &e).await;
     }
+    let grant = match registry.authorize(Provider::Srt, &target.app, &target.stream, &presented, peer) {
+        Ok(g) => g,
+        Err(e) => return refuse(request, peer, sid, publish_reject_reason(&e), &e).await,
+    };
     if registry.live_streams().iter().any(|k| k.app == target.app && k.stream == target.stream) {
         let why = format!("stream {}/{} is already live; the first publisher keeps it", target.app, target.stream);
         return refuse(request, peer, sid, RejectReason::Server(ServerRejectReason::Conflict), &why).await;
@@ -628,7 +643,7 @@ async fn on_request(
                 return;
             }
         };
-        connection(socket, peer, target, streamid, registry, permit).await;
+        connection(socket, peer, target, streamid, grant, registry, permit).await;
     });
 }
 
@@ -646,6 +661,7 @@ fn publish_reject_reason(e: &PublishError) -> RejectReason {
         PublishError::InvalidStreamName { .. } => ServerRejectReason::BadRequest,
         PublishError::AlreadyLive { .. } | PublishError::Ending { .. } => ServerRejectReason::Conflict,
         PublishError::ShuttingDown => ServerRejectReason::Down,
+        PublishError::Unauthorized { .. } => ServerRejectReason::Unauthorized,
     })
 }
 
@@ -668,6 +684,7 @@ async fn connection(
     peer: SocketAddr,
     target: Target,
     streamid: String,
+    grant: auth::Grant,
     registry: Arc<Registry>,
     _permit: OwnedSemaphorePermit,
 ) {
@@ -681,6 +698,7 @@ async fn connection(
             return;
         }
     };
+    auth::enforce(&grant, &publisher, Provider::Srt);
     let key: StreamKey = publisher.key().clone();
     info!(provider = "SRT", %peer, stream = %key, "SRT publisher connected");
     let mut feed = TsFeed::new(&key, Provider::Srt, peer);
