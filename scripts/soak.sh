@@ -45,7 +45,8 @@ Usage: scripts/soak.sh [options]
   -h, --help       show this help
 
 Installs nginx, ffmpeg and curl from apt when missing (needs root or sudo).
-Logs and samples stay in /tmp/lockstep-soak.XXXXXX (printed at the end).
+Logs and samples stay in /dev/shm/lockstep-soak.XXXXXX (or $SOAK_TMPDIR, else /tmp;
+printed at the end); the CDN's cache there is removed on exit.
 EOF
 }
 
@@ -60,10 +61,10 @@ build=1
 while [ $# -gt 0 ]; do
     case $1 in
     --minutes | --streams | --held | --interval | --tolerance | --port-base)
-        [ $# -ge 2 ] && [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]] || {
+        if [ $# -lt 2 ] || ! [[ $2 =~ ^[0-9]+(\.[0-9]+)?$ ]]; then
             echo "soak.sh: $1 needs a number" >&2
             exit 2
-        }
+        fi
         case $1 in
         --minutes) minutes=$2 ;;
         --streams) streams=$2 ;;
@@ -142,6 +143,7 @@ stop_pid() { # PID NAME
     wait "$p" 2>/dev/null || true
 }
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
     local status=$?
     trap - INT TERM EXIT
@@ -157,6 +159,7 @@ cleanup() {
         stop_pid "${pids[i]}" "${names[i]}"
     done
     if [ -n "$workdir" ]; then
+        rm -rf "$workdir/cdn/cache"
         say "logs and samples kept in $workdir"
     fi
     exit "$status"
@@ -258,7 +261,13 @@ if [ ! -s "$media" ]; then
     mv "$media.tmp" "$media"
 fi
 
-workdir=$(mktemp -d /tmp/lockstep-soak.XXXXXX)
+# In memory when /dev/shm is there: on a shared machine, another job filling the disk would
+# otherwise fail the CDN's cache writes (and so held requests) in the middle of the run.
+work_base=${SOAK_TMPDIR:-/tmp}
+if [ -z "${SOAK_TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    work_base=/dev/shm
+fi
+workdir=$(mktemp -d "$work_base/lockstep-soak.XXXXXX")
 # nginx workers (user nobody when started as root) must reach their cache.
 chmod 755 "$workdir"
 mkdir -p "$workdir/cdn" "$workdir/ffmpeg" "$workdir/verify"
@@ -281,14 +290,20 @@ node_conf() { # SRC DEST RTMP SRT TS HTTP PEER_HTTP OLD_RTMP OLD_SRT OLD_TS OLD_
         fi
     done
 }
-node_conf conf/main.xml "$workdir/main.xml" $main_rtmp $main_srt $main_ts $main_http $backup_http \
+node_conf conf/main.xml "$workdir/main.xml" "$main_rtmp" "$main_srt" "$main_ts" "$main_http" "$backup_http" \
     1935 9999 4000 3333 3334
-node_conf conf/backup.xml "$workdir/backup.xml" $backup_rtmp $backup_srt $backup_ts $backup_http $main_http \
+node_conf conf/backup.xml "$workdir/backup.xml" "$backup_rtmp" "$backup_srt" "$backup_ts" "$backup_http" "$main_http" \
     1936 9998 4001 3334 3333
+# The access log keeps only answers with status >= 400: 5,000 held requests make ~10,000
+# answers a second, which would be gigabytes of log in half an hour.
+# shellcheck disable=SC2016 # $status and $soak_failed are nginx variables
 sed -e "s|127.0.0.1:3333|127.0.0.1:$main_http|" \
     -e "s|127.0.0.1:3334|127.0.0.1:$backup_http|" \
     -e "s|listen 8080;|listen 127.0.0.1:$cdn_port;|" \
+    -e 's|^\( *\)access_log access.log cdn;|\1map $status $soak_failed { ~^[45] 1; default 0; }\n\1access_log access.log cdn if=$soak_failed;|' \
     conf/cdn/nginx.conf >"$workdir/cdn/nginx.conf"
+# shellcheck disable=SC2016
+grep -q 'if=$soak_failed' "$workdir/cdn/nginx.conf" || fail_setup "conf/cdn/nginx.conf: access_log not replaced"
 grep -q "listen 127.0.0.1:$cdn_port;" "$workdir/cdn/nginx.conf" || fail_setup "conf/cdn/nginx.conf: listen not replaced"
 grep -q "127.0.0.1:$backup_http backup;" "$workdir/cdn/nginx.conf" || fail_setup "conf/cdn/nginx.conf: upstream not replaced"
 
@@ -358,10 +373,11 @@ for ((i = 0; i < streams; i++)); do
 done
 say "all $streams streams live on both nodes"
 
-# Held requests: every other one through the CDN, the rest alternately at each node.
+# Held requests: every other one through the CDN, the rest alternately at each node. The
+# client runs 15 s past the end of the sampling loop, so that the last sample includes it.
 run_seconds=$(awk -v m="$minutes" 'BEGIN { printf "%d", m * 60 }')
 "$lsbench" hold --targets "127.0.0.1:$cdn_port,127.0.0.1:$main_http,127.0.0.1:$cdn_port,127.0.0.1:$backup_http" \
-    --streams "$streams" --held "$held" --duration "$run_seconds" --report 10 --timeout 30 \
+    --streams "$streams" --held "$held" --duration $((run_seconds + 15)) --report 10 --timeout 30 \
     >"$workdir/hold.log" 2>&1 &
 hold_pid=$!
 started "lsbench hold" $hold_pid
@@ -383,7 +399,8 @@ proc_rss() { # PID...: VmRSS KiB, summed
     done
     echo $sum
 }
-nginx_pids() { echo "$nginx_pid" $(pgrep -P "$nginx_pid" 2>/dev/null || true); }
+# nginx: the master and its workers (word splitting of the PID list is intended below).
+nginx_pids() { echo "$nginx_pid" "$(pgrep -P "$nginx_pid" 2>/dev/null | tr '\n' ' ' || true)"; }
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9, $5 + $6 }' /proc/stat; }
 
 csv=$workdir/samples.csv
@@ -395,6 +412,7 @@ sample() { # ELAPSED_S
     local m_t b_t n_t e_t l_t mach idle
     m_t=$(proc_ticks $main_pid)
     b_t=$(proc_ticks $backup_pid)
+    # shellcheck disable=SC2046
     n_t=$(proc_ticks $(nginx_pids))
     e_t=$(proc_ticks "${encoder_pid[@]}")
     l_t=$(proc_ticks $hold_pid)
@@ -403,9 +421,10 @@ sample() { # ELAPSED_S
     local m_r b_r n_r
     m_r=$(proc_rss $main_pid)
     b_r=$(proc_rss $backup_pid)
+    # shellcheck disable=SC2046
     n_r=$(proc_rss $(nginx_pids))
     local outstanding
-    outstanding=$(grep '^STAT' "$workdir/hold.log" 2>/dev/null | tail -1 | sed -n 's/.*outstanding=\([0-9]*\).*/\1/p')
+    outstanding=$( (grep '^STAT' "$workdir/hold.log" 2>/dev/null || true) | tail -1 | sed -n 's/.*outstanding=\([0-9]*\).*/\1/p')
     if [ -n "$prev_t" ]; then
         # CPU percentages of one core over the interval; machine-wide as percent of all cores.
         local dt
@@ -415,6 +434,8 @@ sample() { # ELAPSED_S
             -v m="$((m_t - prev[0]))" -v b="$((b_t - prev[1]))" -v n="$((n_t - prev[2]))" \
             -v e="$((e_t - prev[3]))" -v l="$((l_t - prev[4]))" \
             -v mt="$((mach - prev[5]))" -v it="$((idle - prev[6]))" 'BEGIN {
+                # A process that exited in the interval reads as 0 ticks: no negative CPU.
+                if (m < 0) m = 0; if (b < 0) b = 0; if (n < 0) n = 0; if (e < 0) e = 0; if (l < 0) l = 0
                 mc = (mt > 0) ? 100 * (mt - it) / mt : 0
                 ours = (m + b + n + e + l) / hz / dt * 100 / ncpu
                 others = mc - ours; if (others < 0) others = 0
@@ -492,7 +513,7 @@ while [ $interrupted -eq 0 ]; do
     # Lockstep checks, one stream after another.
     if [ -n "$verify_pid" ] && ! kill -0 "$verify_pid" 2>/dev/null; then
         wait "$verify_pid" 2>/dev/null && st=0 || st=$?
-        verify_done $st
+        verify_done "$st"
         verify_pid=
     fi
     if [ -z "$verify_pid" ] && [ "$now" -ge $verify_next ] && [ $((end - now)) -gt 25 ]; then
@@ -522,13 +543,13 @@ if [ -n "$verify_pid" ]; then
     done
     if ! kill -0 "$verify_pid" 2>/dev/null; then
         wait "$verify_pid" 2>/dev/null && st=0 || st=$?
-        verify_done $st
+        verify_done "$st"
     fi
     verify_pid=
 fi
 # The held-request client ends by itself at the end of the run; give it a little time.
 n=0
-while kill -0 $hold_pid 2>/dev/null && [ $n -lt 600 ] && [ $interrupted -eq 0 ]; do
+while kill -0 $hold_pid 2>/dev/null && [ $n -lt 900 ] && [ $interrupted -eq 0 ]; do
     sleep 0.1
     n=$((n + 1))
 done
@@ -550,8 +571,7 @@ not_connected=$((held - ${hold_connected:-0}))
 main_log_errors=$(count_lines ' (ERROR|WARN) ' "$workdir/main.log")
 backup_log_errors=$(count_lines ' (ERROR|WARN) ' "$workdir/backup.log")
 nginx_errors=$(count_lines '\[(error|crit|alert|emerg)\]' "$workdir/cdn/error.log")
-cdn_non200=$(awk '$0 ~ /HTTP\/1\.1" / { split($0, a, "\" "); split(a[2], s, " "); if (s[1] != 200 && s[1] != 304) n++ } END { print n + 0 }' "$workdir/cdn/access.log" 2>/dev/null || echo 0)
-cdn_requests=$(wc -l <"$workdir/cdn/access.log" 2>/dev/null || echo 0)
+cdn_failed=$(grep -c . "$workdir/cdn/access.log" 2>/dev/null || true)
 errors=$((${hold_errors:-0} + not_connected + encoder_restarts + main_log_errors + backup_log_errors + nginx_errors + verify_req_errors))
 
 echo
@@ -596,7 +616,7 @@ printf '%s\n' "${flat_lines[@]}"
 echo "mean CPU: $cpu_means"
 echo "held requests: $held opened, ${hold_connected:-0} connected, ${hold_responses:-0} answers, ${hold_errors:-?} errors (lsbench exit $hold_status)"
 grep '^ERROR' "$workdir/hold.log" | head -20 | sed 's/^/    /' || true
-echo "CDN: $cdn_requests requests logged, $cdn_non200 answered other than 200/304 (through the CDN, by its access log)"
+echo "CDN: ${cdn_failed:-0} answers with status >= 400 in its access log"
 echo "encoder restarts: $encoder_restarts"
 echo "node log ERROR/WARN lines: main $main_log_errors, backup $backup_log_errors"
 grep -hE ' (ERROR|WARN) ' "$workdir/main.log" "$workdir/backup.log" 2>/dev/null | head -10 | sed 's/^/    /' || true
