@@ -113,7 +113,7 @@ target=${CARGO_TARGET_DIR:-$root/target}
 lockstep=$target/release/lockstep
 lsbench=$target/lsbench/release/lsbench
 media_dir=/tmp/lockstep-soak-media
-media=$media_dir/pattern-60s.flv
+media=$media_dir/pattern-64s.flv
 clk_tck=$(getconf CLK_TCK)
 
 say() {
@@ -249,14 +249,18 @@ fi
 [ -x "$lockstep" ] || fail_setup "$lockstep not found; run without --no-build"
 [ -x "$lsbench" ] || fail_setup "$lsbench not found; run without --no-build"
 
-# The feed: 60 s of 320x240 30 fps H.264 (2 s GOP = SegmentDuration, no B-frames) + AAC,
+# The feed: 64 s of 320x240 30 fps H.264 (2 s GOP = SegmentDuration, no B-frames) + AAC,
 # encoded once and cached. Looped with -c copy, so the encoders cost almost no CPU.
+# -stream_loop shifts each loop by the longer track's duration: the AAC track must end exactly
+# with the video, or every loop moves the keyframes off the 2 s grid (with 60 s of audio, which
+# the encoder's priming makes 60.011 s, by 11 ms a loop: after ~24 loops every segment is late).
+# 2,999 AAC frames of input + the 1,024 priming samples = 3,000 frames = 64.000 s.
 if [ ! -s "$media" ]; then
     mkdir -p "$media_dir"
     say "encoding $media (once)"
     nice ffmpeg -nostdin -hide_banner -loglevel error -y \
-        -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 -t 60 \
-        -c:v libx264 -preset veryfast -tune zerolatency -b:v 400k -g 60 -keyint_min 60 -sc_threshold 0 \
+        -f lavfi -i testsrc2=size=320x240:rate=30 -f lavfi -i sine=frequency=440:sample_rate=48000 \
+        -af atrim=end_sample=3070976 -t 64 -c:v libx264 -preset veryfast -tune zerolatency -b:v 400k -g 60 -keyint_min 60 -sc_threshold 0 \
         -pix_fmt yuv420p -c:a aac -b:a 64k -ar 48000 -f flv "$media.tmp"
     mv "$media.tmp" "$media"
 fi
@@ -566,6 +570,7 @@ hold_summary=$(grep '^HOLD' "$workdir/hold.log" | tail -1 || true)
 hold_errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' <<<"$hold_summary")
 hold_connected=$(sed -n 's/.* connected=\([0-9]*\).*/\1/p' <<<"$hold_summary")
 hold_responses=$(sed -n 's/.* responses=\([0-9]*\).*/\1/p' <<<"$hold_summary")
+hold_reconnects=$(sed -n 's/.* reconnects=\([0-9]*\).*/\1/p' <<<"$hold_summary")
 [ -n "$hold_summary" ] || hold_errors=1
 not_connected=$((held - ${hold_connected:-0}))
 main_log_errors=$(count_lines ' (ERROR|WARN) ' "$workdir/main.log")
@@ -614,7 +619,7 @@ cpu_means=$(tail -n +2 "$csv" | awk -F, '{ m += $4; b += $5; n2 += $7; e += $8; 
 
 printf '%s\n' "${flat_lines[@]}"
 echo "mean CPU: $cpu_means"
-echo "held requests: $held opened, ${hold_connected:-0} connected, ${hold_responses:-0} answers, ${hold_errors:-?} errors (lsbench exit $hold_status)"
+echo "held requests: $held opened, ${hold_connected:-0} connected, ${hold_responses:-0} answers, ${hold_errors:-?} errors (lsbench exit $hold_status); ${hold_reconnects:-0} reconnections on Connection: close (not errors)"
 grep '^ERROR' "$workdir/hold.log" | head -20 | sed 's/^/    /' || true
 echo "CDN: ${cdn_failed:-0} answers with status >= 400 in its access log"
 echo "encoder restarts: $encoder_restarts"

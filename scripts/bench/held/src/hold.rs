@@ -11,7 +11,9 @@
 //!   before its part exists) and hints a later part.
 //!
 //! A connection error, a timeout or a malformed answer closes the connection; the client
-//! reconnects after a second. Every `--report` seconds a `STAT` line goes to stdout, and at
+//! reconnects after a second. An answer with `Connection: close` (nginx sends one after
+//! `keepalive_requests` answers on a connection) is not an error: the client reconnects at once
+//! and goes on with the hinted part. Every `--report` seconds a `STAT` line goes to stdout, and at
 //! the end a `HOLD` summary line; the exit status is 1 when any error was counted.
 
 use std::collections::BTreeMap;
@@ -42,6 +44,8 @@ struct Stats {
     connected: AtomicUsize,
     outstanding: AtomicUsize,
     responses: AtomicU64,
+    /// Reconnections the server asked for (`Connection: close`).
+    reconnects: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -64,6 +68,9 @@ struct Conn {
 struct Answer {
     status: u16,
     body: Vec<u8>,
+    /// The server closes the connection after this answer (`Connection: close`, as nginx
+    /// sends after `keepalive_requests` answers): not an error, the client reconnects.
+    close: bool,
 }
 
 fn find(h: &[u8], n: &[u8]) -> Option<usize> {
@@ -152,7 +159,8 @@ impl Conn {
         } else {
             return Err("response without a length".into());
         };
-        Ok(Answer { status, body })
+        let close = header("connection").is_some_and(|v| v.to_ascii_lowercase().contains("close"));
+        Ok(Answer { status, body, close })
     }
 }
 
@@ -186,10 +194,13 @@ async fn client(a: Arc<HoldArgs>, st: Arc<Stats>, k: usize, stop: Instant, ramp:
     let timeout = Duration::from_secs_f64(a.timeout);
     let mut permit = Some(ramp.acquire_owned().await);
     let mut ever = false;
+    // The next part to ask for, kept across a reconnection the server asked for.
+    let mut resume: Option<Point> = None;
     'conn: while Instant::now() < stop {
-        if ever {
+        if ever && resume.is_none() {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
+        let resume_at = resume.take();
         let mut c = match Conn::connect(&target).await {
             Ok(c) => c,
             Err(e) => {
@@ -199,34 +210,44 @@ async fn client(a: Arc<HoldArgs>, st: Arc<Stats>, k: usize, stop: Instant, ramp:
             }
         };
         // Where the live edge is: the non-blocking playlist's hint.
-        let mut next = loop {
-            if Instant::now() >= stop {
-                return;
-            }
-            match tokio::time::timeout(timeout, c.get(&format!("{base}.m3u8"))).await {
-                Ok(Ok(r)) if r.status == 200 => {
-                    if let Some(h) = hint(&String::from_utf8_lossy(&r.body)) {
-                        break h;
+        let mut next = if let Some(p) = resume_at {
+            p
+        } else {
+            loop {
+                if Instant::now() >= stop {
+                    return;
+                }
+                match tokio::time::timeout(timeout, c.get(&format!("{base}.m3u8"))).await {
+                    Ok(Ok(r)) if r.status == 200 => {
+                        if let Some(h) = hint(&String::from_utf8_lossy(&r.body)) {
+                            if r.close {
+                                st.reconnects.fetch_add(1, Ordering::Relaxed);
+                                resume = Some(h);
+                                ever = true;
+                                continue 'conn;
+                            }
+                            break h;
+                        }
+                        st.error(&target, "playlist without a preload hint");
                     }
-                    st.error(&target, "playlist without a preload hint");
+                    Ok(Ok(r)) => st.error(&target, &format!("playlist status {}", r.status)),
+                    Ok(Err(e)) => {
+                        st.error(&target, &format!("playlist {e}"));
+                        ever = true;
+                        continue 'conn;
+                    }
+                    Err(_) => {
+                        st.error(&target, "playlist timeout");
+                        ever = true;
+                        continue 'conn;
+                    }
                 }
-                Ok(Ok(r)) => st.error(&target, &format!("playlist status {}", r.status)),
-                Ok(Err(e)) => {
-                    st.error(&target, &format!("playlist {e}"));
-                    ever = true;
-                    continue 'conn;
-                }
-                Err(_) => {
-                    st.error(&target, "playlist timeout");
-                    ever = true;
-                    continue 'conn;
-                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
         };
-        if !ever {
+        if permit.take().is_some() {
+            // Connected for the first time.
             st.connected.fetch_add(1, Ordering::Relaxed);
-            permit.take();
         }
         ever = true;
         while Instant::now() < stop {
@@ -261,6 +282,11 @@ async fn client(a: Arc<HoldArgs>, st: Arc<Stats>, k: usize, stop: Instant, ramp:
                     st.error(&target, "held answer hints no later part");
                     continue 'conn;
                 }
+            }
+            if r.close {
+                st.reconnects.fetch_add(1, Ordering::Relaxed);
+                resume = Some(next);
+                continue 'conn;
             }
         }
     }
@@ -305,10 +331,11 @@ pub async fn run(a: HoldArgs) -> Res<bool> {
         println!("ERROR {n} x {what}");
     }
     println!(
-        "HOLD held={} connected={} responses={} errors={} seconds={:.0}",
+        "HOLD held={} connected={} responses={} reconnects={} errors={} seconds={:.0}",
         a.held,
         st.connected.load(Ordering::Relaxed),
         st.responses.load(Ordering::Relaxed),
+        st.reconnects.load(Ordering::Relaxed),
         total,
         t0.elapsed().as_secs_f64()
     );
