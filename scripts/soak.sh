@@ -8,7 +8,8 @@
 #     moved likewise);
 #   - --streams (default 20) ffmpeg encoders, each pushing one stream to both nodes through
 #     the tee muxer (onfail=ignore), a short test pattern encoded once and looped with
-#     -stream_loop -1 -re -c copy; an encoder that exits is restarted, and counted;
+#     -stream_loop -1 -re -c copy; an encoder that exits or loses one of its two outputs is
+#     restarted, and counted;
 #   - --held (default 5000) LL-HLS blocking playlist requests (`lsbench hold`, from
 #     scripts/bench/held): half through the CDN, a quarter at each node directly; each one
 #     re-issued for the next hinted part as soon as it is answered, for the whole run;
@@ -359,6 +360,8 @@ say "nginx CDN pid $nginx_pid (port $cdn_port)"
 # is for encoding into the tee muxer: the FLV input already carries the sequence headers).
 encoder_pid=()
 encoder_restarts=0
+# Per encoder: how many "Slave muxer #N failed" lines its log had (it lost a node).
+tee_lost=()
 start_encoder() { # INDEX
     local i=$1
     ffmpeg -nostdin -hide_banner -loglevel warning -stream_loop -1 -re -i "$media" -map 0 -c copy \
@@ -494,13 +497,25 @@ next_sample=$((t0 + interval))
 while [ $interrupted -eq 0 ]; do
     now=$(date +%s)
     [ "$now" -lt $end ] || break
-    # Encoders: restart any that exited.
+    # Encoders: restart any that exited, or that lost one of its two outputs (with
+    # onfail=ignore the tee muxer goes on with the other node and never reconnects: a node that
+    # ended the stream would not get it back).
     for ((i = 0; i < streams; i++)); do
         if ! kill -0 "${encoder_pid[i]}" 2>/dev/null; then
             wait "${encoder_pid[i]}" 2>/dev/null && st=0 || st=$?
             encoder_restarts=$((encoder_restarts + 1))
             say "encoder s$i (pid ${encoder_pid[i]}) exited with status $st: restarting (see $workdir/ffmpeg/s$i.log)"
             echo "=== restarted at $(date +%T) after exit status $st" >>"$workdir/ffmpeg/s$i.log"
+            start_encoder "$i"
+            continue
+        fi
+        lost=$(grep -c 'Slave muxer #[0-9]* failed' "$workdir/ffmpeg/s$i.log" 2>/dev/null || true)
+        if [ "${lost:-0}" -gt "${tee_lost[i]:-0}" ]; then
+            tee_lost[i]=$lost
+            encoder_restarts=$((encoder_restarts + 1))
+            say "encoder s$i (pid ${encoder_pid[i]}) lost an output: restarting it (see $workdir/ffmpeg/s$i.log)"
+            stop_pid "${encoder_pid[i]}" "encoder s$i"
+            echo "=== restarted at $(date +%T) after losing an output" >>"$workdir/ffmpeg/s$i.log"
             start_encoder "$i"
         fi
     done
