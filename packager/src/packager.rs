@@ -739,6 +739,12 @@ impl Packager {
     /// ones must end right before it. Returns how many segments were taken.
     /// Call it before the first own segment completes a window, typically
     /// right after the first own part is published.
+    ///
+    /// When classic HLS segments are taken and the classic media playlist
+    /// was already published, it is published again (an
+    /// [`Output::Object`]): it lists the imported segments only from then
+    /// on. LL-HLS playlists are rendered on request
+    /// ([`Packager::render_llhls_playlist`]) and need no such output.
     pub fn import_history(&mut self, peer: &ExportedHistory) -> usize {
         let mut taken = 0;
         if let Some(ll) = &mut self.ll {
@@ -760,12 +766,40 @@ impl Packager {
                 taken = taken.max(n);
             }
         }
+        let mut hls_taken = 0;
         if let Some(h) = &mut self.hls {
             if let Some(first) = h.history.entries.front().map(|e| e.msn) {
-                taken = taken.max(prepend(&mut h.history, &peer.hls, first));
+                hls_taken = prepend(&mut h.history, &peer.hls, first);
             }
         }
-        taken
+        if hls_taken > 0 {
+            if let Some(text) = self.render_hls_playlist() {
+                self.out.push_back(Output::Object(Object {
+                    name: playlist::HLS_MEDIA.into(),
+                    kind: ObjectKind::MediaPlaylist,
+                    bytes: Bytes::from(text),
+                }));
+            }
+        }
+        taken.max(hls_taken)
+    }
+
+    /// The classic HLS media playlist of the live window as it is now (what
+    /// the last TS segment's publication carried, or would carry after an
+    /// [`Packager::import_history`]).
+    fn render_hls_playlist(&self) -> Option<String> {
+        let hls = self.hls.as_ref()?;
+        let td =
+            SegmentGrid { segment_ms: hls.cfg.segment_duration_ms, part_budget_ms: None, keyframe_part_min_ms: None }
+                .target_duration_s();
+        playlist::render_hls_media(
+            &hls.history,
+            hls.driver_ts,
+            td,
+            hls.cfg.segment_count,
+            self.desc.program_date_time_base_ms,
+            false,
+        )
     }
 
     /// Static LL-HLS playlist parameters (for the delivery layer's limits).

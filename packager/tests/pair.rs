@@ -294,6 +294,52 @@ fn joined_with_backfill_at(case: &str, percent: usize) {
     assert_subset(case, "backfill", &ca, &cb);
 }
 
+/// As a server node does it: the joined node backfills once its first
+/// classic HLS segment is out (its `ts.m3u8` already published without the
+/// peer's older segments). The import publishes `ts.m3u8` again, and from
+/// then on it equals the peer's every time both have published one.
+fn joined_with_backfill_after_first_ts_segment(case: &str) {
+    let input = load(case);
+    let config = pair_config(case);
+    if config.hls.is_none() {
+        return;
+    }
+    let k = input.samples.len() * 40 / 100;
+    let mut a = Packager::new(input.desc.clone(), config.clone()).expect("config");
+    let mut ca = Collected::default();
+    for s in &input.samples[..k] {
+        a.push(s.clone()).expect("push");
+    }
+    drain(&mut a, &mut ca);
+    let mut b = Packager::new(input.desc.clone(), Config { start: Start::Joined, anchor: a.anchor(), ..config })
+        .expect("config");
+    let mut cb = Collected::default();
+    let (mut imported, mut compared) = (None, 0);
+    for s in &input.samples[k..] {
+        a.push(s.clone()).expect("push");
+        b.push(s.clone()).expect("push");
+        let (va, vb) = (ca.playlist_versions.len(), cb.playlist_versions.len());
+        drain(&mut a, &mut ca);
+        drain(&mut b, &mut cb);
+        if imported.is_none() && b.hls_started() {
+            assert!(cb.objects.contains_key("ts.m3u8"), "{case}: ts.m3u8 published with the first TS segment");
+            imported = Some(b.import_history(&a.export_history()));
+            drain(&mut b, &mut cb);
+            assert_eq!(cb.objects.get("ts.m3u8"), ca.objects.get("ts.m3u8"), "{case}: ts.m3u8 right after the import");
+            compared += 1;
+        } else if imported.is_some() {
+            let new_ts = |c: &Collected, from: usize| c.playlist_versions[from..].iter().any(|(n, _)| n == "ts.m3u8");
+            if new_ts(&ca, va) && new_ts(&cb, vb) {
+                assert_eq!(cb.objects.get("ts.m3u8"), ca.objects.get("ts.m3u8"), "{case}: ts.m3u8 after the import");
+                compared += 1;
+            }
+        }
+    }
+    let imported = imported.expect("the joined packager published a TS segment");
+    assert!(imported >= 1, "{case}: backfilled {imported} segments");
+    assert!(compared >= 1, "{case}: ts.m3u8 never compared");
+}
+
 macro_rules! pair_cases {
     ($($case:ident),*) => {
         mod joined {
@@ -313,6 +359,7 @@ macro_rules! pair_cases {
                 #[test]
                 fn $case() {
                     joined_with_backfill(stringify!($case));
+                    joined_with_backfill_after_first_ts_segment(stringify!($case));
                 }
             )*
         }

@@ -456,6 +456,9 @@ impl State {
             }
         });
         rerender(p, st);
+        // The classic HLS media playlist, published again by the import with
+        // the imported segments (it is an object, not rendered per point).
+        drain(ctx, p, st, self.keep_segments);
         info!(stream = %ctx.key, peer = client.addr(), segments = n, "backfilled the playlist window from the peer");
         let (client, key, st) = (client.clone(), ctx.key.clone(), st.clone());
         tokio::spawn(async move {

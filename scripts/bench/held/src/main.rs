@@ -18,6 +18,10 @@
 //! Subcommands:
 //!   run      publish + probe (+ held requests); prints tables
 //!   publish  publish only (optionally pausing: the connection stays open, no more media)
+//!   hold     hold blocking playlist requests on streams published by others, for soak
+//!            tests (src/hold.rs)
+
+mod hold;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -74,7 +78,7 @@ fn parse_args() -> Res<Args> {
         quiet: false,
     };
     let v: Vec<String> = std::env::args().skip(1).collect();
-    a.cmd = v.first().cloned().ok_or("usage: lsbench run|publish [--options]")?;
+    a.cmd = v.first().cloned().ok_or("usage: lsbench run|publish|hold [--options]")?;
     let mut i = 1;
     while i < v.len() {
         let k = v[i].as_str();
@@ -99,6 +103,44 @@ fn parse_args() -> Res<Args> {
             "--pause-after" => a.pause_after = Some(num(&val)?),
             "--rendition" => a.rendition = val,
             _ => return Err(format!("unknown option {k}")),
+        }
+        i += 2;
+    }
+    Ok(a)
+}
+
+const HOLD_USAGE: &str = "usage: lsbench hold --targets HOST:PORT[,HOST:PORT...] --streams N --held N \
+[--prefix s] [--app app] [--duration S] [--report S] [--timeout S] [--rendition video1]";
+
+fn parse_hold_args() -> Res<hold::HoldArgs> {
+    let mut a = hold::HoldArgs {
+        targets: Vec::new(),
+        app: "app".into(),
+        prefix: "s".into(),
+        streams: 0,
+        held: 0,
+        duration: 60.0,
+        report: 10.0,
+        timeout: 30.0,
+        rendition: "video1".into(),
+    };
+    let v: Vec<String> = std::env::args().skip(2).collect();
+    let mut i = 0;
+    while i < v.len() {
+        let k = v[i].as_str();
+        let val = v.get(i + 1).ok_or(format!("{k} needs a value\n{HOLD_USAGE}"))?.clone();
+        let num = |s: &str| s.parse::<f64>().map_err(|e| format!("{k}: {e}"));
+        match k {
+            "--targets" => a.targets = val.split(',').filter(|t| !t.is_empty()).map(String::from).collect(),
+            "--app" => a.app = val,
+            "--prefix" => a.prefix = val,
+            "--streams" => a.streams = num(&val)? as usize,
+            "--held" => a.held = num(&val)? as usize,
+            "--duration" => a.duration = num(&val)?,
+            "--report" => a.report = num(&val)?,
+            "--timeout" => a.timeout = num(&val)?,
+            "--rendition" => a.rendition = val,
+            _ => return Err(format!("unknown option {k}\n{HOLD_USAGE}")),
         }
         i += 2;
     }
@@ -685,6 +727,23 @@ fn ms(d: Duration) -> f64 {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    if std::env::args().nth(1).as_deref() == Some("hold") {
+        let code = match parse_hold_args().map(hold::run) {
+            Ok(f) => match f.await {
+                Ok(true) => 0,
+                Ok(false) => 1,
+                Err(e) => {
+                    eprintln!("lsbench: {e}");
+                    2
+                }
+            },
+            Err(e) => {
+                eprintln!("lsbench: {e}");
+                2
+            }
+        };
+        std::process::exit(code);
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {
