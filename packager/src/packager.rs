@@ -792,14 +792,7 @@ impl Packager {
         let td =
             SegmentGrid { segment_ms: hls.cfg.segment_duration_ms, part_budget_ms: None, keyframe_part_min_ms: None }
                 .target_duration_s();
-        playlist::render_hls_media(
-            &hls.history,
-            hls.driver_ts,
-            td,
-            hls.cfg.segment_count,
-            self.desc.program_date_time_base_ms,
-            false,
-        )
+        playlist::render_hls_media(&hls.history, td, hls.cfg.segment_count, self.desc.program_date_time_base_ms, false)
     }
 
     /// Static LL-HLS playlist parameters (for the delivery layer's limits).
