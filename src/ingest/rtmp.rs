@@ -1578,11 +1578,11 @@ mod tests {
             match m.to_rtmp_message().unwrap() {
                 RtmpMessage::SetChunkSize { size } => de.set_max_chunk_size(size as usize).unwrap(),
                 RtmpMessage::Acknowledgement { sequence_number } => acks.push(sequence_number),
-                RtmpMessage::UserControl { event_type, timestamp, .. } => {
-                    if event_type == rml_rtmp::messages::UserControlEventType::PingResponse {
-                        pongs.push(timestamp.map(|t| t.value));
-                    }
-                }
+                RtmpMessage::UserControl {
+                    event_type: rml_rtmp::messages::UserControlEventType::PingResponse,
+                    timestamp,
+                    ..
+                } => pongs.push(timestamp.map(|t| t.value)),
                 _ => {}
             }
         }
