@@ -14,9 +14,11 @@
 //! commands. So this module reads the chunk stream itself ([`ChunkReader`],
 //! bounded), checks every command's AMF0 before rml_rtmp parses it
 //! ([`check_command`]), passes the session only the messages it needs, each
-//! re-framed as a single type-0 chunk, and keeps data messages
-//! (`@setDataFrame`/`onMetaData`) away from it: they go straight to the FLV
-//! demuxer, which takes the bitrate hints from them.
+//! re-framed as a single type-0 chunk, and keeps media and data messages
+//! (audio, video, `@setDataFrame`/`onMetaData`) away from it: they go
+//! straight to the FLV demuxer, which takes the bitrate hints from the data
+//! messages. Since the session does not see the media bytes, the connection
+//! acknowledges them itself and, once publishing, answers pings.
 //!
 //! Limits (constants below): [`MAX_CONNECTIONS`] concurrent connections
 //! (more are accepted and closed at once); handshake within
