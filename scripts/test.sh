@@ -255,8 +255,10 @@ benches=(benches */benches)
 shopt -u nullglob
 if [ "${#benches[@]}" -gt 0 ]; then
     # Criterion's --test runs every benchmark function once, without
-    # measuring: well under a minute once built.
-    step "cargo bench (test mode)" cargo bench --workspace --benches -- --test
+    # measuring: well under a minute once built. --bench '*' selects the
+    # bench targets only (--benches would also run the library's unit
+    # tests as benchmarks).
+    step "cargo bench (test mode)" cargo bench --workspace --bench '*' -- --test
 else
     section "cargo bench (test mode)"
     echo "skipped: no benches directory"
