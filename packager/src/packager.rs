@@ -674,6 +674,11 @@ impl Packager {
         }
     }
 
+    /// Whether [`Packager::finish`] was called.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
     /// Next output, in the order produced.
     pub fn poll_output(&mut self) -> Option<Output> {
         self.out.pop_front()

@@ -48,10 +48,63 @@ pub fn ts_segment_name(msn: u64) -> String {
 
 /// Seconds with 5 decimals from ticks, rounded half up. No floating point.
 pub fn fmt_ticks(ticks: i64, timescale: Timescale) -> String {
+    let mut s = String::with_capacity(12);
+    push_ticks(&mut s, ticks, timescale);
+    s
+}
+
+/// [`fmt_ticks`], appended to `s`.
+fn push_ticks(s: &mut String, ticks: i64, timescale: Timescale) {
     let ts = i128::from(timescale.get());
     let v = i128::from(ticks.max(0)) * 100_000;
     let q = (2 * v + ts) / (2 * ts);
-    format!("{}.{:05}", q / 100_000, q % 100_000)
+    // Below 2^63 seconds (ticks is an i64): the fast path covers every
+    // realistic duration, the slow one keeps the function total.
+    match u64::try_from(q / 100_000) {
+        Ok(whole) => push_u64(s, whole),
+        Err(_) => {
+            let _ = write!(s, "{}", q / 100_000);
+        }
+    }
+    s.push('.');
+    push_padded(s, (q % 100_000) as u64, 5);
+}
+
+/// Decimal digits of `n`, appended to `s` (what `write!(s, "{n}")` gives,
+/// without the formatting machinery: playlists print thousands of numbers).
+fn push_u64(s: &mut String, mut n: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[i..] {
+        s.push(char::from(b));
+    }
+}
+
+/// `n` with at least `width` digits, zero-padded (`{n:0width$}`).
+fn push_padded(s: &mut String, n: u64, width: usize) {
+    let mut buf = [b'0'; 20];
+    let mut i = buf.len();
+    let mut m = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    let start = i.min(buf.len().saturating_sub(width));
+    for &b in &buf[start..] {
+        s.push(char::from(b));
+    }
 }
 
 /// Seconds with 3 decimals from milliseconds.
@@ -61,13 +114,50 @@ pub fn fmt_ms(ms: u32) -> String {
 
 /// `YYYY-MM-DDThh:mm:ss.sssZ` from milliseconds since the Unix epoch.
 pub fn fmt_pdt(epoch_ms: i64) -> String {
+    let mut s = String::with_capacity(24);
+    push_pdt(&mut s, epoch_ms);
+    s
+}
+
+/// [`fmt_pdt`], appended to `s`.
+fn push_pdt(s: &mut String, epoch_ms: i64) {
     let days = epoch_ms.div_euclid(86_400_000);
     let ms_of_day = epoch_ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
     let (h, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
     let (min, rest) = (rest / 60_000, rest % 60_000);
-    let (s, ms) = (rest / 1000, rest % 1000);
-    format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{s:02}.{ms:03}Z")
+    let (sec, ms) = (rest / 1000, rest % 1000);
+    match u64::try_from(y) {
+        Ok(y) => push_padded(s, y, 4),
+        // Years before 0: the formatter's sign and padding.
+        Err(_) => {
+            let _ = write!(s, "{y:04}");
+        }
+    }
+    s.push('-');
+    push_padded(s, u64::from(m), 2);
+    s.push('-');
+    push_padded(s, u64::from(d), 2);
+    s.push('T');
+    // All of these are non-negative (rem_euclid, then divisions).
+    push_padded(s, h as u64, 2);
+    s.push(':');
+    push_padded(s, min as u64, 2);
+    s.push(':');
+    push_padded(s, sec as u64, 2);
+    s.push('.');
+    push_padded(s, ms as u64, 3);
+    s.push('Z');
+}
+
+/// [`part_name`], appended to `s`.
+fn push_part_name(s: &mut String, label: &str, msn: u64, part: u32) {
+    s.push_str(label);
+    s.push('_');
+    push_u64(s, msn);
+    s.push('.');
+    push_u64(s, u64::from(part));
+    s.push_str(".m4s");
 }
 
 /// Proleptic Gregorian date from days since 1970-01-01 (H. Hinnant's
@@ -304,16 +394,17 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
             map = Some(e.init_version);
         }
         let pdt = pdt_base_ms + e.timescale.convert_floor(e.start, Timescale::MILLIS);
-        let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", fmt_pdt(pdt));
+        s.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+        push_pdt(s, pdt);
+        s.push('\n');
     };
     let write_parts = |s: &mut String, e: &SegmentEntry, from: usize, n: usize| {
         for (k, part) in e.parts.iter().enumerate().take(n).skip(from) {
-            let _ = write!(
-                s,
-                "#EXT-X-PART:DURATION={},URI=\"{}\"",
-                fmt_ticks(part.duration, e.timescale),
-                part_name(&label, e.msn, k as u32)
-            );
+            s.push_str("#EXT-X-PART:DURATION=");
+            push_ticks(s, part.duration, e.timescale);
+            s.push_str(",URI=\"");
+            push_part_name(s, &label, e.msn, k as u32);
+            s.push('"');
             if part.independent {
                 s.push_str(",INDEPENDENT=YES");
             }
@@ -327,11 +418,17 @@ pub fn render_llhls_media(v: &LlHlsView<'_>, at: Point, skip: bool, ended: bool)
     for (k, e) in complete.iter().enumerate().skip(skipped) {
         write_head(&mut s, e, k == 0);
         write_parts(&mut s, e, first_part[k], e.parts.len());
-        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, e.timescale));
+        s.push_str("#EXTINF:");
+        push_ticks(&mut s, e.duration, e.timescale);
+        s.push_str(",\n");
         if e.parts.iter().all(|x| x.gap) {
             s.push_str("#EXT-X-GAP\n");
         }
-        let _ = writeln!(s, "{}", segment_name(&label, e.msn));
+        // segment_name: `{label}_{msn}.m4s`.
+        s.push_str(&label);
+        s.push('_');
+        push_u64(&mut s, e.msn);
+        s.push_str(".m4s\n");
     }
     if let Some((e, n)) = partial {
         write_head(&mut s, e, complete.is_empty());
@@ -379,9 +476,14 @@ pub fn render_hls_media(
             s.push_str("#EXT-X-DISCONTINUITY\n");
         }
         let pdt = pdt_base_ms + e.timescale.convert_floor(e.start, Timescale::MILLIS);
-        let _ = writeln!(s, "#EXT-X-PROGRAM-DATE-TIME:{}", fmt_pdt(pdt));
-        let _ = writeln!(s, "#EXTINF:{},", fmt_ticks(e.duration, e.timescale));
-        let _ = writeln!(s, "{}", ts_segment_name(e.msn));
+        s.push_str("#EXT-X-PROGRAM-DATE-TIME:");
+        push_pdt(&mut s, pdt);
+        s.push_str("\n#EXTINF:");
+        push_ticks(&mut s, e.duration, e.timescale);
+        // ts_segment_name: `ts_{msn}.ts`.
+        s.push_str(",\nts_");
+        push_u64(&mut s, e.msn);
+        s.push_str(".ts\n");
     }
     if ended {
         s.push_str("#EXT-X-ENDLIST\n");
@@ -504,6 +606,49 @@ mod tests {
         ];
         for (ms, want) in cases {
             assert_eq!(fmt_pdt(*ms), *want);
+        }
+    }
+
+    /// The hand-written number formatting prints what `format!` prints.
+    #[test]
+    fn digits_match_the_formatter() {
+        let mut values: Vec<u64> = (0..2000).collect();
+        let mut x = 1u64;
+        while let Some(y) = x.checked_mul(7) {
+            values.extend([y - 1, y, y + 1]);
+            x = y;
+        }
+        values.push(u64::MAX);
+        for n in values {
+            let mut s = String::new();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+            for width in [2, 3, 4, 5] {
+                let mut s = String::new();
+                push_padded(&mut s, n, width);
+                assert_eq!(s, format!("{n:0width$}"));
+            }
+        }
+        let reference_ticks = |ticks: i64, timescale: Timescale| {
+            let ts = i128::from(timescale.get());
+            let q = (2 * i128::from(ticks.max(0)) * 100_000 + ts) / (2 * ts);
+            format!("{}.{:05}", q / 100_000, q % 100_000)
+        };
+        let reference_pdt = |epoch_ms: i64| {
+            let (y, m, d) = civil_from_days(epoch_ms.div_euclid(86_400_000));
+            let ms_of_day = epoch_ms.rem_euclid(86_400_000);
+            let (h, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
+            let (min, rest) = (rest / 60_000, rest % 60_000);
+            format!("{y:04}-{m:02}-{d:02}T{h:02}:{min:02}:{:02}.{:03}Z", rest / 1000, rest % 1000)
+        };
+        let scales = [Timescale::MPEG, Timescale::MILLIS, Timescale::new(48_000).unwrap_or(Timescale::MPEG)];
+        for t in [i64::MIN, -1, 0, 1, 44_999, 45_000, 180_180, 1 << 40, i64::MAX] {
+            for ts in scales {
+                assert_eq!(fmt_ticks(t, ts), reference_ticks(t, ts), "{t} @ {ts}");
+            }
+        }
+        for ms in [i64::MIN / 2, -62_135_596_800_001, -1, 0, 1_795_240_550_999, 253_402_300_800_000, i64::MAX / 2] {
+            assert_eq!(fmt_pdt(ms), reference_pdt(ms), "{ms}");
         }
     }
 

@@ -145,26 +145,35 @@ pub fn mux_segment(tracks: &[&Track], samples: &[&Sample]) -> Result<Bytes, TsMu
     w.write_section(PID_PAT, &pat_section());
     w.write_section(PID_PMT, &pmt_section(program.video.is_some(), program.audio.is_some()));
 
-    let mut pes = Vec::new();
+    // Each PES is written into the packets straight from its pieces (PES
+    // header, AUD, start codes, the sample's NAL units or ADTS header and
+    // frame): the sample data is copied once, into the segment.
+    let mut head = Vec::with_capacity(32);
     let (mut video_started, mut audio_started) = (false, false);
     for (dts90, slot, sample) in order {
-        pes.clear();
-        match slot {
+        head.clear();
+        let nals: Vec<Bytes>;
+        let adts: [u8; 7];
+        let mut pieces: Vec<&[u8]> = match slot {
             StreamSlot::Video => {
                 // `lookup` only returns `Video` when there is a video track;
                 // the error arm is unreachable but keeps this panic-free.
                 let (track, avc) =
                     program.video.ok_or(TsMuxError::UnknownTrack { track: sample.track, dts: sample.dts })?;
                 let pts90 = track.timescale.convert_floor(sample.pts, Timescale::MPEG);
-                write_video_pes(&mut pes, track, avc, sample, pts90, dts90)?;
+                nals = video_nals(track, sample)?;
+                write_video_pes_header(&mut head, pts90, dts90);
+                video_pes_pieces(avc, sample, &nals)
             }
             StreamSlot::Audio => {
                 let (track, aac) =
                     program.audio.ok_or(TsMuxError::UnknownTrack { track: sample.track, dts: sample.dts })?;
                 let pts90 = track.timescale.convert_floor(sample.pts, Timescale::MPEG);
-                write_audio_pes(&mut pes, track, aac, sample, pts90)?;
+                adts = write_audio_pes_header(&mut head, track, aac, sample, pts90)?;
+                vec![&adts[..], &sample.data[..]]
             }
-        }
+        };
+        pieces.insert(0, &head);
         let pid = slot.pid();
         let is_pcr_pid = pid == program.pcr_pid();
         let first_on_pid = match slot {
@@ -179,7 +188,7 @@ pub fn mux_segment(tracks: &[&Track], samples: &[&Sample]) -> Result<Bytes, TsMu
                 StreamSlot::Audio => is_pcr_pid,
             },
         };
-        w.write_pes(pid, &pes, af);
+        w.write_pes(pid, &pieces, af);
     }
     Ok(w.finish())
 }
@@ -289,54 +298,61 @@ fn wrap33(ts90: i64) -> u64 {
 /// Video PES: header with PTS (and DTS unless equal), then the access unit
 /// in Annex B: AUD, SPS/PPS on keyframes, then the sample's NAL units minus
 /// any AUD/SPS/PPS it carried itself.
-fn write_video_pes(
-    out: &mut Vec<u8>,
-    track: &Track,
-    avc: &AvcConfig,
-    sample: &Sample,
-    pts90: i64,
-    dts90: i64,
-) -> Result<(), TsMuxError> {
+/// The NAL units of a video sample (AVC length-prefixed, 4-byte lengths).
+fn video_nals(track: &Track, sample: &Sample) -> Result<Vec<Bytes>, TsMuxError> {
     if sample.data.is_empty() {
         return Err(TsMuxError::EmptySample { track: track.id, dts: sample.dts });
     }
-    let nals = codec::split_length_prefixed(&sample.data, 4).map_err(|source| TsMuxError::MalformedNal {
+    codec::split_length_prefixed(&sample.data, 4).map_err(|source| TsMuxError::MalformedNal {
         track: track.id,
         dts: sample.dts,
         source,
-    })?;
+    })
+}
+
+/// The PES header of a video access unit.
+fn write_video_pes_header(out: &mut Vec<u8>, pts90: i64, dts90: i64) {
     let pts = wrap33(pts90);
     let dts = wrap33(dts90);
     // PES_packet_length 0: unbounded, allowed for video in TS.
     write_pes_header(out, STREAM_ID_VIDEO, 0, pts, (dts != pts).then_some(dts));
-    out.extend_from_slice(&AUD);
+}
+
+/// The rest of a video PES after its header: AUD, SPS and PPS before a
+/// keyframe, then the sample's NAL units (without its own AUD, SPS, PPS),
+/// each behind a start code.
+fn video_pes_pieces<'a>(avc: &'a AvcConfig, sample: &Sample, nals: &'a [Bytes]) -> Vec<&'a [u8]> {
+    // Room for the PES header in front (see `mux_segment`).
+    let mut pieces: Vec<&[u8]> = Vec::with_capacity(3 + 2 * nals.len() + 4);
+    pieces.push(&AUD);
     if sample.keyframe {
         for nal in avc.sps.iter().chain(avc.pps.iter()) {
             if !nal.is_empty() {
-                out.extend_from_slice(&START_CODE);
-                out.extend_from_slice(nal);
+                pieces.push(&START_CODE);
+                pieces.push(nal);
             }
         }
     }
-    for nal in &nals {
+    for nal in nals {
         if nal.is_empty() || matches!(codec::nal_type(nal), NAL_AUD | NAL_SPS | NAL_PPS) {
             continue;
         }
-        out.extend_from_slice(&START_CODE);
-        out.extend_from_slice(nal);
+        pieces.push(&START_CODE);
+        pieces.push(nal);
     }
-    Ok(())
+    pieces
 }
 
 /// Audio PES: header with PTS and a PES_packet_length, then ADTS header and
 /// raw AAC frame.
-fn write_audio_pes(
+/// Writes the PES header and returns the ADTS header; the frame follows.
+fn write_audio_pes_header(
     out: &mut Vec<u8>,
     track: &Track,
     aac: &AacConfig,
     sample: &Sample,
     pts90: i64,
-) -> Result<(), TsMuxError> {
+) -> Result<[u8; 7], TsMuxError> {
     let frame = &sample.data;
     if frame.is_empty() {
         return Err(TsMuxError::EmptySample { track: track.id, dts: sample.dts });
@@ -350,9 +366,7 @@ fn write_audio_pes(
     let pes_len = 3 + 5 + adts.len() + frame.len();
     let pes_len = u16::try_from(pes_len).unwrap_or(0);
     write_pes_header(out, STREAM_ID_AUDIO, pes_len, wrap33(pts90), None);
-    out.extend_from_slice(&adts);
-    out.extend_from_slice(frame);
-    Ok(())
+    Ok(adts)
 }
 
 /// PES header up to the end of PES_header_data. `pts`/`dts` are 33-bit.
@@ -505,10 +519,12 @@ impl TsWriter {
     /// and, if asked, an adaptation field with PCR / random_access_indicator.
     /// The last packet is padded with adaptation-field stuffing so the PES
     /// ends exactly at a packet boundary.
-    fn write_pes(&mut self, pid: u16, pes: &[u8], first: FirstPacketFields) {
-        let mut rest = pes;
+    fn write_pes(&mut self, pid: u16, pes: &[&[u8]], first: FirstPacketFields) {
+        let mut remaining: usize = pes.iter().map(|p| p.len()).sum();
+        let mut pieces = pes.iter().copied().filter(|p| !p.is_empty());
+        let mut current: &[u8] = pieces.next().unwrap_or_default();
         let mut is_first = true;
-        while !rest.is_empty() {
+        while remaining > 0 {
             let (pcr_base, random_access, discontinuity) = if is_first {
                 (first.pcr_base, first.random_access, first.discontinuity)
             } else {
@@ -525,7 +541,7 @@ impl TsWriter {
             };
             let capacity = TS_PAYLOAD_SIZE - mandatory;
             let (payload_len, af_len) =
-                if rest.len() >= capacity { (capacity, mandatory) } else { (rest.len(), TS_PAYLOAD_SIZE - rest.len()) };
+                if remaining >= capacity { (capacity, mandatory) } else { (remaining, TS_PAYLOAD_SIZE - remaining) };
             let cc = self.next_cc(pid);
             let start = self.out.len();
             self.write_header(pid, is_first, af_len > 0, cc);
@@ -558,11 +574,24 @@ impl TsWriter {
                     self.out.resize(start + 4 + af_len, 0xFF);
                 }
             }
-            // payload_len <= rest.len() in both branches above.
-            let (payload, tail) = rest.split_at(payload_len);
-            self.out.extend_from_slice(payload);
+            // payload_len <= remaining in both branches above: the pieces
+            // hold enough bytes.
+            let mut need = payload_len;
+            while need > 0 {
+                if current.is_empty() {
+                    match pieces.next() {
+                        Some(p) => current = p,
+                        None => break,
+                    }
+                }
+                let n = need.min(current.len());
+                let (payload, tail) = current.split_at(n);
+                self.out.extend_from_slice(payload);
+                current = tail;
+                need -= n;
+            }
             debug_assert_eq!(self.out.len() - start, TS_PACKET_SIZE);
-            rest = tail;
+            remaining -= payload_len;
             is_first = false;
         }
     }
@@ -848,8 +877,13 @@ mod tests {
         for (len, first, count) in cases {
             let pes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let mut w = TsWriter::with_capacity(0);
-            w.write_pes(PID_AUDIO, &pes, first);
+            w.write_pes(PID_AUDIO, &[&pes], first);
             let ts = w.finish();
+            // The same PES in pieces (some empty) gives the same packets.
+            let pieces: Vec<&[u8]> = std::iter::once(&[][..]).chain(pes.chunks(7)).chain([&[][..]]).collect();
+            let mut w = TsWriter::with_capacity(0);
+            w.write_pes(PID_AUDIO, &pieces, first);
+            assert_eq!(w.finish(), ts, "len {len} in pieces");
             let pkts = packets(&ts);
             assert_eq!(pkts.len(), count, "len {len}");
             let mut reassembled = Vec::new();

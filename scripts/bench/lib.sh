@@ -77,7 +77,13 @@ ensure_media() {
         -c:a aac -b:a 128k -ar 48000 -f flv "$MEDIA.tmp" && mv "$MEDIA.tmp" "$MEDIA"
 }
 
+# LOCKSTEP_BIN=path runs that binary instead of building this tree.
 build_lockstep() {
+    if [ -n "${LOCKSTEP_BIN:-}" ]; then
+        LOCKSTEP=$LOCKSTEP_BIN
+        log "using $LOCKSTEP (LOCKSTEP_BIN)"
+        return 0
+    fi
     log "building lockstep (release, CARGO_TARGET_DIR=$TARGET)"
     (cd "$REPO" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet --bin lockstep)
     LOCKSTEP=$TARGET/release/lockstep

@@ -16,9 +16,11 @@
 //! commands. So this module reads the chunk stream itself ([`ChunkReader`],
 //! bounded), checks every command's AMF0 before rml_rtmp parses it
 //! ([`check_command`]), passes the session only the messages it needs, each
-//! re-framed as a single type-0 chunk, and keeps data messages
-//! (`@setDataFrame`/`onMetaData`) away from it: they go straight to the FLV
-//! demuxer, which takes the bitrate hints from them.
+//! re-framed as a single type-0 chunk, and keeps media and data messages
+//! (audio, video, `@setDataFrame`/`onMetaData`) away from it: they go
+//! straight to the FLV demuxer, which takes the bitrate hints from the data
+//! messages. Since the session does not see the media bytes, the connection
+//! acknowledges them itself and, once publishing, answers pings.
 //!
 //! Limits (constants below): [`MAX_CONNECTIONS`] concurrent connections,
 //! of which at most [`MAX_PENDING_PER_IP`] from one address before their
@@ -407,6 +409,7 @@ async fn run(socket: &mut TcpStream, conn: &mut Conn, start: Instant, shutdown: 
 /// Process bytes read after the handshake: every complete message, with
 /// responses written and media handed to the publisher as they come.
 async fn input(socket: &mut TcpStream, conn: &mut Conn, data: &[u8]) -> Result<(), Close> {
+    conn.received(data.len());
     conn.reader.push(data);
     loop {
         let more = conn.step()?;
@@ -427,6 +430,22 @@ struct Publishing {
     key: StreamKey,
     publisher: Publisher,
     demuxer: FlvDemuxer,
+    /// The message stream the publish was accepted on: its audio and video
+    /// messages are the stream's media.
+    stream_id: u32,
+}
+
+/// Acknowledgements of received bytes (RTMP 5.4.3), sent by the connection
+/// itself: audio and video messages go straight to the demuxer, so the
+/// session never sees most of the bytes it would count.
+#[derive(Debug, Default)]
+struct Acks {
+    /// The peer's Window Acknowledgement Size, once announced.
+    window: Option<u32>,
+    /// Bytes received after the handshake.
+    received: u64,
+    /// `received` when the last acknowledgement was sent.
+    acked: u64,
 }
 
 /// The sans-IO state of one connection after the handshake.
@@ -450,6 +469,9 @@ struct Conn {
     out: Vec<u8>,
     /// Demuxed events not yet handed to the publisher.
     events: Vec<DemuxEvent>,
+    acks: Acks,
+    /// The message stream of the command being handled.
+    command_stream: u32,
 }
 
 impl Conn {
@@ -468,7 +490,36 @@ impl Conn {
             create_streams: 0,
             out: Vec::new(),
             events: Vec::new(),
+            acks: Acks::default(),
+            command_stream: 0,
         }
+    }
+
+    /// Count `n` bytes read from the peer, and queue an acknowledgement if
+    /// a window's worth arrived since the last one. Only once publishing:
+    /// until then the session writes control messages on chunk stream 2
+    /// with headers compressed against its own previous ones, which a
+    /// message of ours in between would corrupt; afterwards it writes none
+    /// there (pings are answered here too).
+    fn received(&mut self, n: usize) {
+        self.acks.received = self.acks.received.wrapping_add(n as u64);
+        let Some(window) = self.acks.window else { return };
+        if self.publishing.is_some() && self.acks.received.wrapping_sub(self.acks.acked) >= u64::from(window) {
+            self.acks.acked = self.acks.received;
+            // The sequence number is the byte count so far, modulo 2^32.
+            self.control(3, &(self.acks.received as u32).to_be_bytes());
+        }
+    }
+
+    /// Queue a protocol control message (chunk stream 2, message stream 0)
+    /// with a full chunk header.
+    fn control(&mut self, type_id: u8, payload: &[u8]) {
+        self.out.push(2);
+        self.out.extend_from_slice(&[0, 0, 0]);
+        self.out.extend_from_slice(&(payload.len() as u32).to_be_bytes()[1..]);
+        self.out.push(type_id);
+        self.out.extend_from_slice(&[0, 0, 0, 0]);
+        self.out.extend_from_slice(payload);
     }
 
     fn start_session(&mut self) -> Result<(), Close> {
@@ -511,15 +562,30 @@ impl Conn {
         match m.type_id {
             // The chunk reader applied them.
             SET_CHUNK_SIZE | ABORT => Ok(()),
-            // Ping request: the session answers it. Other events are of no use to a publish-only server.
-            USER_CONTROL if m.payload.len() >= 6 && m.payload.get(..2) == Some(&[0u8, 6][..]) => self.session_input(&m),
-            WINDOW_ACK_SIZE => {
-                // The session acknowledges every `size` bytes; keep its u32 counter from overflowing.
-                let Some(b) = m.payload.get(..4) else { return Ok(()) };
-                let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]).clamp(4096, 1 << 30);
-                self.session_input(&Message { payload: Bytes::copy_from_slice(&size.to_be_bytes()), ..m })
+            // Ping request: answered with a ping response (the session answers it until the publish,
+            // see `received`). Other events are of no use to a publish-only server.
+            USER_CONTROL if m.payload.len() >= 6 && m.payload.get(..2) == Some(&[0u8, 6][..]) => {
+                if self.publishing.is_some() {
+                    let mut response = [0u8, 7, 0, 0, 0, 0];
+                    response[2..].copy_from_slice(&m.payload[2..6]);
+                    self.control(USER_CONTROL, &response);
+                    Ok(())
+                } else {
+                    self.session_input(&m)
+                }
             }
-            AUDIO | VIDEO if self.publishing.is_some() => self.session_input(&m),
+            WINDOW_ACK_SIZE => {
+                // Acknowledged every `size` bytes (see `received`).
+                let Some(b) = m.payload.get(..4) else { return Ok(()) };
+                self.acks.window = Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]).clamp(4096, 1 << 30));
+                Ok(())
+            }
+            // Media of the published stream, straight to the demuxer (RTMP message types 8 and 9 are FLV
+            // tag types 8 and 9); media on any other message stream is ignored.
+            AUDIO | VIDEO => match &self.publishing {
+                Some(p) if p.stream_id == m.stream_id => self.demux(m.type_id, m.timestamp, m.payload),
+                _ => Ok(()),
+            },
             DATA_AMF0 | DATA_AMF3 if self.publishing.is_some() => self.demux(m.type_id, m.timestamp, m.payload),
             AGGREGATE if self.publishing.is_some() => {
                 for sub in split_aggregate(&m).map_err(Close::Protocol)? {
@@ -556,6 +622,7 @@ impl Conn {
                     }
                     _ => {}
                 }
+                self.command_stream = m.stream_id;
                 self.session_input(&m)
             }
             _ => Ok(()),
@@ -601,7 +668,7 @@ impl Conn {
                 self.request(true, request_id, "", "")
             }
             ServerSessionEvent::PublishStreamRequested { request_id, stream_key, .. } => {
-                self.publish(request_id, &stream_key)
+                self.publish(request_id, &stream_key, self.command_stream)
             }
             ServerSessionEvent::VideoDataReceived { data, timestamp, .. } => {
                 self.demux(TAG_VIDEO, timestamp.value, data)
@@ -624,7 +691,7 @@ impl Conn {
         }
     }
 
-    fn publish(&mut self, request_id: u32, stream_key: &str) -> Result<(), Close> {
+    fn publish(&mut self, request_id: u32, stream_key: &str, stream_id: u32) -> Result<(), Close> {
         let app = self.app.clone().unwrap_or_default();
         // A percent-encoded query (`name%3Fkey=...`) is no query, so such a
         // name is refused as invalid, but not shown: cut it off as the query.
@@ -648,7 +715,8 @@ impl Conn {
                 let key = publisher.key().clone();
                 self.request(true, request_id, "", "")?;
                 info!(provider = "RTMP", peer = %peer, stream = %key, "RTMP publisher started");
-                self.publishing = Some(Publishing { demuxer: FlvDemuxer::new(key.to_string()), key, publisher });
+                self.publishing =
+                    Some(Publishing { demuxer: FlvDemuxer::new(key.to_string()), key, publisher, stream_id });
                 self.pending = None;
                 Ok(())
             }
@@ -1606,6 +1674,69 @@ mod tests {
 
         // FCUnpublish ends it.
         assert!(matches!(feed(&mut a, &unpublish_bytes("s1")), Ok(()) | Err(Close::Finished)));
+    }
+
+    /// Once publishing, the connection acknowledges every window of bytes
+    /// and answers pings itself; everything it writes, the session's
+    /// messages included, still parses as one valid chunk stream.
+    #[tokio::test]
+    async fn conn_acknowledges_and_answers_pings_while_publishing() {
+        use rml_rtmp::chunk_io::ChunkDeserializer;
+        let (reg, _shutdown) = registry();
+        let peer: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let tags = flv_tags();
+        let mut c = Conn::new(peer, reg.clone());
+        c.start_session().unwrap();
+        let mut out = std::mem::take(&mut c.out);
+        let mut sent = 0u64;
+        let mut send = |c: &mut Conn, bytes: &[u8], out: &mut Vec<u8>| {
+            c.received(bytes.len());
+            sent += bytes.len() as u64;
+            feed(c, bytes).unwrap();
+            out.append(&mut c.out);
+        };
+        let mut ser = ChunkSerializer::new();
+        let window = ser
+            .serialize(
+                &RtmpMessage::WindowAcknowledgement { size: 4096 }
+                    .into_message_payload(RtmpTimestamp::new(0), 0)
+                    .unwrap(),
+                true,
+                false,
+            )
+            .unwrap()
+            .bytes;
+        send(&mut c, &window, &mut out);
+        let publish = publisher_bytes("app", "acks", &tags[..40]);
+        assert!(publish.len() > 3 * 4096, "enough media for several windows");
+        for piece in publish.chunks(1000) {
+            send(&mut c, piece, &mut out);
+        }
+        assert!(c.publishing.is_some());
+        let ping = [0x02, 0, 0, 0, 0, 0, 6, 4, 0, 0, 0, 0, 0, 6, 0x12, 0x34, 0x56, 0x78];
+        send(&mut c, &ping, &mut out);
+        let total = sent;
+
+        let mut de = ChunkDeserializer::new();
+        let (mut acks, mut pongs, mut input) = (Vec::new(), Vec::new(), &out[..]);
+        while let Some(m) = de.get_next_message(input).unwrap() {
+            input = &[];
+            match m.to_rtmp_message().unwrap() {
+                RtmpMessage::SetChunkSize { size } => de.set_max_chunk_size(size as usize).unwrap(),
+                RtmpMessage::Acknowledgement { sequence_number } => acks.push(sequence_number),
+                RtmpMessage::UserControl {
+                    event_type: rml_rtmp::messages::UserControlEventType::PingResponse,
+                    timestamp,
+                    ..
+                } => pongs.push(timestamp.map(|t| t.value)),
+                _ => {}
+            }
+        }
+        assert_eq!(pongs, vec![Some(0x1234_5678)]);
+        assert!(acks.len() >= 3, "acknowledgements: {acks:?}");
+        assert!(acks.windows(2).all(|w| w[1] - w[0] >= 4096), "one per window: {acks:?}");
+        assert!(acks.iter().all(|&a| u64::from(a) <= total), "{acks:?} <= {total}");
+        assert!(c.events.len() >= 30, "media reached the demuxer: {} events", c.events.len());
     }
 
     #[tokio::test]

@@ -702,23 +702,6 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
     }
     let labels = p.renditions();
     let can_skip = p.llhls_params().is_some_and(|x| x.can_skip_until_ms.is_some());
-    // Render outside the lock.
-    let mut points = Vec::new();
-    for o in &outs {
-        if let Output::Published { track, point, segment_complete } = o {
-            let Some((_, label)) = labels.iter().find(|(t, _)| t == track) else { continue };
-            let full = p.render_llhls_playlist(*track, *point, false).map(|t| Obj::new(Bytes::from(t)));
-            let delta = if can_skip {
-                p.render_llhls_playlist(*track, *point, true).map(|t| Obj::new(Bytes::from(t)))
-            } else {
-                None
-            };
-            if let Some(full) = full {
-                points.push((label.clone(), *point, *segment_complete, full, delta));
-            }
-        }
-    }
-    let result = (!points.is_empty(), points.iter().any(|p| p.2));
     // Hash before taking the lock, and free what leaves the store only after
     // the update: a segment close hashes and retires megabytes, and doing
     // either under the write lock delays the wake-up of held requests.
@@ -729,6 +712,44 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
             other => Err(other),
         })
         .collect();
+    // Render outside the lock. The packager publishes a rendition's media
+    // playlist as of each point right before the point itself: that is the
+    // full playlist as of the point (unless the packager has finished, when
+    // the last point's playlist also ends the stream), so it is shared
+    // rather than rendered and hashed again.
+    let finished = p.is_finished();
+    let mut current: Vec<(&str, &Obj)> = Vec::new();
+    let mut points = Vec::new();
+    for o in &outs {
+        match o {
+            Ok((name, obj)) => {
+                if let Some(c) = current.iter_mut().find(|(n, _)| *n == name) {
+                    c.1 = obj;
+                } else {
+                    current.push((name, obj));
+                }
+            }
+            Err(Output::Published { track, point, segment_complete }) => {
+                let Some((_, label)) = labels.iter().find(|(t, _)| t == track) else { continue };
+                let name = playlist::media_playlist_name(label);
+                let published = current.iter().find(|(n, _)| *n == name).map(|(_, o)| (*o).clone());
+                let full = match published {
+                    Some(obj) if !finished => Some(obj),
+                    _ => p.render_llhls_playlist(*track, *point, false).map(|t| Obj::new(Bytes::from(t))),
+                };
+                let delta = if can_skip {
+                    p.render_llhls_playlist(*track, *point, true).map(|t| Obj::new(Bytes::from(t)))
+                } else {
+                    None
+                };
+                if let Some(full) = full {
+                    points.push((label.clone(), *point, *segment_complete, full, delta));
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    let result = (!points.is_empty(), points.iter().any(|p| p.2));
     let mut freed: Vec<Obj> = Vec::new();
     let mut old_playlists = Vec::new();
     state.update(|inner| {
