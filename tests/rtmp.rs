@@ -502,6 +502,32 @@ fn silent_publisher_is_dropped() {
     server.wait_log("no packet for 1000 ms", Duration::from_secs(2));
 }
 
+/// A server that stands still (SIGSTOP) for longer than
+/// PacketSilenceTimeoutMs does not end a stream whose encoder kept sending:
+/// the packets wait in the socket, and the late silence timer gives the
+/// reader the chance to deliver them.
+#[test]
+fn a_stalled_server_keeps_streams_whose_encoder_kept_sending() {
+    let input = shared_input();
+    let server = Server::start_with("rtmp-stall", &[AppXml { silence_ms: 1000, ..AppXml::default() }]);
+    let _enc = ffmpeg_push(&input, "flv", &server.rtmp_url("app", "busy"));
+    let before = wait_live(&server, "app", "busy", Duration::from_secs(15));
+    let pid = server.proc.pid().to_string();
+    let signal = |sig: &str| {
+        let ok = Command::new("kill").args([sig, &pid]).status().is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid}");
+    };
+    signal("-STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    signal("-CONT");
+    server.wait_log("the server stalled", Duration::from_secs(5));
+    wait_advance(&server, "app", "busy", &before, "the stream to go on after the stall");
+    std::thread::sleep(Duration::from_secs(2));
+    let log = server.log_text();
+    assert!(!log.contains("stream ended"), "the stream was ended:\n{log}");
+    assert_eq!(server.get("/app/busy/llhls.m3u8").0, 200);
+}
+
 /// TimestampMode for RTMP: ZeroBased starts at 0, Original keeps the
 /// encoder's timestamps (7 s here), SystemClock maps onto the wall clock;
 /// and timestamps crossing the 32-bit wrap continue without a break.

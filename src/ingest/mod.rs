@@ -279,6 +279,7 @@ impl Registry {
             summary,
             metrics: self.metrics.clone(),
             pair: self.pair.clone(),
+            keyframe_warnings: crate::throttle::Throttle::new(session::REPEATED_WARNING_EVERY),
         };
         let mut tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         tasks.spawn(session::run(ctx, rx));

@@ -42,7 +42,23 @@ pub(super) struct SessionContext {
     pub metrics: Arc<Metrics>,
     /// The peer link and this node's role, for pairs.
     pub pair: Option<(PeerClient, PairRole)>,
+    /// `KeyframeIntervalTooLong` comes with every segment of an encoder
+    /// whose GOP does not fit the grid (twice: LL-HLS and HLS): logged at
+    /// most once per [`REPEATED_WARNING_EVERY`], with the count.
+    pub keyframe_warnings: crate::throttle::Throttle,
 }
+
+/// The least time between two log lines of a repeated per-stream warning.
+pub const REPEATED_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+/// A silence timer that fires this much later than due means the process
+/// was not running (a stall of the host, a debugger): the packets that
+/// arrived meanwhile are still in the sockets.
+const STALL: Duration = Duration::from_millis(250);
+
+/// After a stall, how long the providers get to deliver what arrived during
+/// it before the stream counts as silent.
+const STALL_GRACE: Duration = Duration::from_secs(1);
 
 /// What the API shows about a live stream. The registry's live entry holds
 /// it; the session fills it in: the tracks when packaging starts, per-track
@@ -171,9 +187,18 @@ pub(super) async fn run(ctx: SessionContext, mut rx: mpsc::Receiver<Vec<DemuxEve
     let mut state = State::new(&ctx);
     let reason = loop {
         let next = async {
-            match ctx.settings.packet_silence_timeout {
-                Some(t) => tokio::time::timeout(t, rx.recv()).await.map_err(|_| t.as_millis()),
-                None => Ok(rx.recv().await),
+            let Some(t) = ctx.settings.packet_silence_timeout else { return Ok(rx.recv().await) };
+            let due = tokio::time::Instant::now() + t;
+            match tokio::time::timeout_at(due, rx.recv()).await {
+                Ok(got) => Ok(got),
+                // Fired late: the whole process stood still past the
+                // deadline, so silence is not shown yet. Let the providers
+                // read what their sockets hold.
+                Err(_) if due.elapsed() > STALL => {
+                    warn!(stream = %ctx.key, late_ms = due.elapsed().as_millis() as u64, "the server stalled; checking for input before ending the stream for silence");
+                    tokio::time::timeout(STALL_GRACE, rx.recv()).await.map_err(|_| t.as_millis())
+                }
+                Err(_) => Err(t.as_millis()),
             }
         };
         let got = tokio::select! {
@@ -767,6 +792,11 @@ fn drain(ctx: &SessionContext, p: &mut Packager, state: &StreamState, keep_segme
                     match e {
                         lockstep_packager::Event::DroppedSample { .. } => {
                             debug!(stream = %ctx.key, event = ?e, "packager")
+                        }
+                        lockstep_packager::Event::KeyframeIntervalTooLong { .. } => {
+                            if let Some(due) = ctx.keyframe_warnings.note(std::time::Instant::now()) {
+                                warn!(stream = %ctx.key, event = ?e, count = due.count, total = due.total, "packager")
+                            }
                         }
                         _ => warn!(stream = %ctx.key, event = ?e, "packager"),
                     }

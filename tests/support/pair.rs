@@ -44,13 +44,14 @@ pub struct Comparison {
 /// point both nodes have; compare bytes.
 pub fn compare(a: &Server, b: &Server, from: Option<u64>) -> Comparison {
     let mut c = Comparison::default();
-    let check = |path: &str, listed_by_b: bool, c: &mut Comparison| {
+    // `listed`: (listed by b, listed by a); a node must serve what it lists.
+    let check = |path: &str, listed: (bool, bool), c: &mut Comparison| {
         let (sa, ba) = a.get(path);
         let (sb, bb) = b.get(path);
-        if listed_by_b && sb != 200 {
+        if listed.0 && sb != 200 {
             c.differing.push(format!("{path} (listed by the backup, answered {sb})"));
-        } else if listed_by_b && sa != 200 {
-            c.differing.push(format!("{path} (listed by the backup, the main answered {sa})"));
+        } else if listed.1 && sa != 200 {
+            c.differing.push(format!("{path} (listed by the main, answered {sa})"));
         } else if sa == 200 && sb == 200 {
             if ba == bb {
                 c.identical += 1;
@@ -59,15 +60,17 @@ pub fn compare(a: &Server, b: &Server, from: Option<u64>) -> Comparison {
             }
         }
     };
-    check("/app/stream/llhls.m3u8", false, &mut c);
-    check("/app/stream/playlist.m3u8", false, &mut c);
+    check("/app/stream/llhls.m3u8", (false, false), &mut c);
+    check("/app/stream/playlist.m3u8", (false, false), &mut c);
     for rendition in ["video1", "audio2", "ts"] {
         let Some(pl) = get_text(b, &format!("{rendition}.m3u8")) else { continue };
+        let a_pl = get_text(a, &format!("{rendition}.m3u8"));
+        let a_uris = a_pl.as_deref().map(playlist_uris).unwrap_or_default();
         for uri in playlist_uris(&pl).iter().filter(|u| !u.ends_with(".m3u8")) {
-            check(&format!("/app/stream/{uri}"), true, &mut c);
+            check(&format!("/app/stream/{uri}"), (true, a_uris.contains(uri)), &mut c);
         }
         // Probe from the node that is behind: the other has those points too.
-        let a_hint = get_text(a, &format!("{rendition}.m3u8")).and_then(|t| hint(&t));
+        let a_hint = a_pl.as_deref().and_then(hint);
         let Some((msn, part)) = hint(&pl).into_iter().chain(a_hint).min() else { continue };
         let first = from.unwrap_or(msn.saturating_sub(4)).min(msn);
         for m in first..=msn {
@@ -75,14 +78,14 @@ pub fn compare(a: &Server, b: &Server, from: Option<u64>) -> Comparison {
             for p in 0..parts {
                 let q = format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}&_HLS_part={p}");
                 let n = c.identical;
-                check(&q, false, &mut c);
-                check(&format!("{q}&_HLS_skip=YES"), false, &mut c);
+                check(&q, (false, false), &mut c);
+                check(&format!("{q}&_HLS_skip=YES"), (false, false), &mut c);
                 if c.identical > n {
                     c.points.push(format!("{rendition} {m}.{p}"));
                 }
             }
             if m < msn {
-                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}"), false, &mut c);
+                check(&format!("/app/stream/{rendition}.m3u8?_HLS_msn={m}"), (false, false), &mut c);
             }
         }
     }
