@@ -311,7 +311,7 @@ type Callers = Arc<Mutex<HashMap<SocketAddr, Caller>>>;
 
 /// How [`inspect`] judges a datagram from a caller.
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+pub enum Verdict {
     /// Pass it on (srt-protocol handles it or rejects it without panicking).
     Pass,
     /// A handshake induction: the only packet that opens a tunnel.
@@ -336,8 +336,8 @@ fn be_i32(b: &[u8], at: usize) -> Option<i32> {
 /// or a read past the end of an empty stream id), a KM response in a
 /// caller's handshake (`unimplemented!` in the listener), and SRT control
 /// packets other than key material (empty stream id, group, congestion and
-/// filter bodies).
-fn inspect(p: &[u8]) -> Verdict {
+/// filter bodies). Public for the fuzz targets (`fuzz/`).
+pub fn inspect(p: &[u8]) -> Verdict {
     const HEADER: usize = 16;
     const HANDSHAKE: usize = 48;
     let Some(word0) = be_u16(p, 0) else { return Verdict::Pass };
