@@ -67,6 +67,27 @@ def small_tags(tags, limit, max_body=6000):
     return out
 
 
+def synthetic_tags(tags, seconds=5):
+    """The golden stream's sequence headers, then `seconds` of tiny but
+    well-framed media: one short NAL unit per video frame (30 fps, an IDR
+    every second) and a short raw AAC frame per audio frame (1024 samples
+    at 48 kHz): small seeds that still publish and package (the demuxers
+    and the packager do not decode the payloads)."""
+    heads = [t for t in tags[:10] if (t[0] == 9 and t[2][1:2] == b"\0") or (t[0] == 8 and t[2][1:2] == b"\0")]
+    out = list(heads)
+    events = []
+    for i in range(seconds * 30):
+        key = i % 30 == 0
+        nal = bytes([0x65 if key else 0x41]) + bytes((i * 13 + k) & 0xFF for k in range(23))
+        body = bytes([0x17 if key else 0x27, 1, 0, 0, 0]) + struct.pack(">I", len(nal)) + nal
+        events.append((i * 1000 // 30, 1, (9, i * 1000 // 30, body)))
+    for i in range(seconds * 48000 // 1024):
+        ts = i * 1024 * 1000 // 48000
+        events.append((ts, 0, (8, ts, b"\xaf\x01" + bytes([0x21, 0x10, 0x05]) + bytes(12))))
+    out += [e[2] for e in sorted(events, key=lambda e: (e[0], e[1]))]
+    return out
+
+
 def avc_nals_from_avcc(avcc):
     """SPS and PPS NAL units of an avcC record."""
     nals = []
@@ -212,6 +233,7 @@ def main():
         # Whole-file seeds, cut short: the sequence headers and a few frames.
         put("flv", name + "_head", flv_file(small_tags(tags, 12)))
         put("flv", name + "_cut", flv_file(small_tags(tags, 40, 1500)))
+        put("flv", name + "_synthetic", flv_file(synthetic_tags(tags)))
         put("flv", name + "_mid", flv_file([tags[0], tags[1], tags[2]] + small_tags(tags[60:80], 20, 2000)))
         for t, ts, body in tags[:40]:
             if t == 18:
@@ -257,7 +279,7 @@ def main():
 
     # RTMP: handshake + connect + publish + media, in several read sizes.
     if av_tags is not None:
-        media = small_tags(av_tags, 30, 3000)
+        media = synthetic_tags(av_tags)
         sess = rtmp_session(media)
         put("rtmp", "publish_one_read", b"\x00" + handshake() + sess)
         put("rtmp", "publish_small_reads", b"\x05" + handshake() + sess)
@@ -268,7 +290,7 @@ def main():
         put("rtmp", "play", b"\x80" + chunks(3, 20, 0, 0, CONNECT, 128) + chunks(3, 20, 0, 0, CREATE, 128) +
             chunks(8, 20, 1, 0, PLAY, 128))
         agg = bytearray()
-        for t, ts, body in media[2:8]:
+        for t, ts, body in media[2:40]:
             agg += bytes([t]) + len(body).to_bytes(3, "big") + ts.to_bytes(3, "big") + b"\0\0\0\0" + body
             agg += struct.pack(">I", 11 + len(body))
         put("rtmp", "aggregate", b"\x80" + rtmp_session(media[:2], 4096, chunks(7, 22, 1, 100, bytes(agg), 4096)))

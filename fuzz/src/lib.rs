@@ -90,19 +90,35 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     RT.get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime"))
 }
 
+/// With `FUZZ_LOG` set (an env filter such as `lockstep=debug`), the
+/// server's log lines go to stderr: to see what an input does when run by
+/// hand (`fuzz/target/<host>/release/rtmp INPUT`).
+pub fn logs() {
+    static LOGS: OnceLock<()> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        if let Ok(filter) = std::env::var("FUZZ_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_writer(std::io::stderr)
+                .try_init();
+        }
+    });
+}
+
 /// The publisher's address in every target.
 pub fn peer() -> SocketAddr {
     SocketAddr::from(([192, 0, 2, 1], 50000))
 }
 
-/// Run `f` against a fresh registry (its own store), then shut the
-/// registry down and wait for its stream sessions to finish, so that
-/// everything the input started has run to its end.
+/// Run `f` against a fresh registry (its own store), then wait for its
+/// stream sessions to finish, so that everything the input started has
+/// run to its end.
 pub fn with_registry<F, Fut>(f: F)
 where
     F: FnOnce(Arc<Registry>) -> Fut,
     Fut: std::future::Future<Output = ()>,
 {
+    logs();
     runtime().block_on(async {
         let shutdown = CancellationToken::new();
         let registry = Registry::with_metrics(
@@ -113,6 +129,10 @@ where
             Arc::new(Metrics::new()),
         );
         f(registry.clone()).await;
+        // The input's publishers are gone by now: their sessions take the
+        // queued events, package them and end (disconnected). Bounded, in
+        // case one does not end; then the shutdown ends it.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), registry.drain()).await;
         shutdown.cancel();
         registry.drain().await;
     });
@@ -318,7 +338,7 @@ pub fn live_store() -> Arc<Store> {
 pub mod targets {
     /// The `rtmp` target.
     pub mod rtmp {
-        use crate::{peer, with_registry};
+        use super::super::{peer, with_registry};
         use lockstep::ingest::rtmp;
 
         /// RTMP ingest: one connection's bytes through the handshake, the bounded
@@ -367,7 +387,7 @@ pub mod targets {
 
     /// The `flv` target.
     pub mod flv {
-        use crate::{package, packager_config};
+        use super::super::{package, packager_config};
         use bytes::Bytes;
         use lockstep_packager::flv::{read_flv_file, FlvDemuxer};
 
@@ -445,7 +465,7 @@ pub mod targets {
 
     /// The `ts_demux` target.
     pub mod ts_demux {
-        use crate::{package, packager_config};
+        use super::super::{package, packager_config};
         use lockstep_packager::ts_demux::TsDemuxer;
         use lockstep_packager::ts_inspect::summarize_ts;
 
@@ -487,7 +507,7 @@ pub mod targets {
 
     /// The `mpegts_udp` target.
     pub mod mpegts_udp {
-        use crate::{peer, with_registry};
+        use super::super::{peer, with_registry};
         use lockstep::ingest::mpegts;
         use lockstep::store::StreamKey;
 
@@ -549,7 +569,7 @@ pub mod targets {
     pub mod http {
         use std::sync::OnceLock;
 
-        use crate::{config, live_store};
+        use super::super::{config, live_store};
         use axum::body::Body;
         use axum::http::{HeaderValue, Method, Request};
         use lockstep::http::{router, HttpState};
@@ -613,7 +633,7 @@ pub mod targets {
     pub mod peer {
         use std::sync::OnceLock;
 
-        use crate::{drain, golden_events, packager_config, push, start, GOLDEN_FLV};
+        use super::super::{drain, golden_events, packager_config, push, start, GOLDEN_FLV};
         use lockstep::peer::{parse_head, parse_response, PeerStream, PeerTime};
         use lockstep_packager::demux::DemuxEvent;
         use lockstep_packager::{Anchor, ExportedHistory, Sample, Start, Track};
