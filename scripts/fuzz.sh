@@ -24,11 +24,13 @@ Usage: scripts/fuzz.sh [options] [target...]
 
   --time SECONDS   run each target this long (default 60)
   --jobs N         run N targets at once (default 1)
-  --quick          a few seconds per target (CI): --time 5
+  --quick          a few seconds per target (CI): --time 5 --dev
+  --dev            build without optimizations (much quicker to build,
+                   slower to run: for short runs)
   --keep-going     go on after a crash (libFuzzer fork mode) and collect
                    every crash input, instead of stopping at the first
   --no-build       run the targets as built (FUZZ_BIN_DIR, default
-                   fuzz/target/<host>/release)
+                   fuzz/target/<host>/release, or .../debug with --dev)
   -h, --help       show this help
 
 Without targets, runs every target. The exit status is non-zero if a target
@@ -39,6 +41,7 @@ USAGE
 time_s=60
 jobs=1
 keep_going=0
+profile=release
 build=1
 cmd=run
 targets=()
@@ -54,7 +57,11 @@ while [ $# -gt 0 ]; do
         shift
         ;;
     --jobs=*) jobs=${1#--jobs=} ;;
-    --quick) time_s=5 ;;
+    --quick)
+        time_s=5
+        profile=debug
+        ;;
+    --dev) profile=debug ;;
     --keep-going) keep_going=1 ;;
     --no-build) build=0 ;;
     -h | --help)
@@ -100,14 +107,16 @@ if [ "$build" -eq 1 ] || [ "$cmd" = build ]; then
         cargo install cargo-fuzz --locked
     fi
     # One cargo invocation for all targets (they share the build).
-    echo "+ (cd fuzz && cargo fuzz build --sanitizer none)"
-    (cd fuzz && cargo fuzz build --sanitizer none)
+    flags=(--sanitizer none)
+    [ "$profile" = debug ] && flags+=(--dev)
+    echo "+ (cd fuzz && cargo fuzz build ${flags[*]})"
+    (cd fuzz && cargo fuzz build "${flags[@]}")
 fi
 if [ "$cmd" = build ]; then
     exit 0
 fi
 host=$(rustc -vV | sed -n 's/^host: //p')
-bindir=${FUZZ_BIN_DIR:-$root/fuzz/target/$host/release}
+bindir=${FUZZ_BIN_DIR:-$root/fuzz/target/$host/$profile}
 
 if [ ! -d fuzz/corpus ]; then
     python3 fuzz/seeds.py fuzz/corpus
@@ -166,7 +175,9 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
     [ -n "$execs" ] || execs=$(sed -n 's/^#\([0-9]*\).*/\1/p' <<<"$last")
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -n 1)
-    [ -n "$rate" ] || rate=$(sed -n 's/.* exec\/s: \([0-9]*\).*/\1/p' <<<"$last")
+    if [ -z "$rate" ] && [ -n "$execs" ] && [ "$secs" -gt 0 ]; then
+        rate=$((execs / secs))
+    fi
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
