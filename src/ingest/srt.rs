@@ -382,7 +382,7 @@ pub fn inspect(p: &[u8]) -> Verdict {
                 // The key material parser reads 4 words, the salt, the keys
                 // (one per key flag) and 8 bytes of wrapping.
                 let (Some(&kf), Some(&slen), Some(&klen)) = (body.get(3), body.get(14), body.get(15)) else {
-                    return Verdict::Pass; // a parse error
+                    break; // a parse error: srt-protocol reads no further block
                 };
                 16 + 4 * usize::from(slen) + 4 * usize::from(klen) * (kf & 3).count_ones() as usize + 8
             }
@@ -392,7 +392,7 @@ pub fn inspect(p: &[u8]) -> Verdict {
             _ => return Verdict::Drop("unsupported handshake extension (congestion control, packet filter, group)"),
         };
         if consumed > size {
-            return Verdict::Pass; // a parse error
+            break; // a parse error: srt-protocol reads no further block
         }
         rest = rest.get(4 + consumed..).unwrap_or_default();
     }
