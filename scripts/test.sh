@@ -198,6 +198,28 @@ else
     run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${clock_pkgs[@]}"
 fi
 
+# ---------------------------------------------------------------------------
+section "Fuzz dependency (python3)"
+
+# fuzz/seeds.py writes the fuzz targets' seed corpora (scripts/fuzz.sh).
+if command -v python3 >/dev/null 2>&1; then
+    echo "found: $(command -v python3)"
+elif [ "$install" -eq 0 ]; then
+    echo "warning: python3 is missing (not installed: --no-install); the fuzz step will fail" >&2
+else
+    echo "missing: python3 - installing"
+    if [ "$EUID" -eq 0 ]; then
+        as_root=()
+    elif command -v sudo >/dev/null 2>&1; then
+        as_root=(sudo)
+    else
+        echo "error: installing python3 needs root or sudo" >&2
+        exit 1
+    fi
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update
+    run "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y python3
+fi
+
 if [ "$cargo_steps" -eq 0 ]; then
     section "Cargo steps skipped (--skip-cargo)"
     exit 0
@@ -249,6 +271,11 @@ step "cargo fmt" cargo fmt --all -- --check
 step "cargo clippy" cargo clippy --workspace --all-targets -- -D warnings
 # --no-fail-fast: one failing test binary does not hide the others' results.
 step "cargo test" cargo test --workspace --no-fail-fast
+
+# The fuzz targets (fuzz/, docs/robustness.md), a few seconds each:
+# installs cargo-fuzz if missing, builds them on the stable toolchain and
+# fails on any crash.
+step "fuzz (quick)" scripts/fuzz.sh --quick --jobs 2
 
 shopt -s nullglob
 benches=(benches */benches)

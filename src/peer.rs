@@ -179,8 +179,9 @@ impl PeerClient {
     }
 }
 
-/// (status, `ETag`) of an HTTP/1.1 response head.
-fn parse_head(buf: &[u8]) -> Option<(u16, Option<String>)> {
+/// (status, `ETag`) of an HTTP/1.1 response head. Public for the fuzz
+/// targets (`fuzz/`).
+pub fn parse_head(buf: &[u8]) -> Option<(u16, Option<String>)> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let mut lines = head.split("\r\n");
@@ -193,8 +194,8 @@ fn parse_head(buf: &[u8]) -> Option<(u16, Option<String>)> {
 }
 
 /// (status, body) of a complete HTTP/1.1 response (Content-Length, chunked,
-/// or read to close).
-fn parse_response(buf: &[u8]) -> Option<(u16, Vec<u8>)> {
+/// or read to close). Public for the fuzz targets (`fuzz/`).
+pub fn parse_response(buf: &[u8]) -> Option<(u16, Vec<u8>)> {
     let end = buf.windows(4).position(|w| w == b"\r\n\r\n")?;
     let head = std::str::from_utf8(&buf[..end]).ok()?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;

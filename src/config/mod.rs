@@ -9,6 +9,8 @@ use std::time::Duration;
 mod parse;
 
 pub use parse::load;
+/// Parsing from a string, with the environment given (the fuzz targets).
+pub use parse::{parse_str, ConfigError, Warning};
 
 /// The whole validated configuration.
 #[derive(Clone, Debug, PartialEq)]

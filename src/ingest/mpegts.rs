@@ -345,6 +345,31 @@ impl Port {
     }
 }
 
+/// Feed `datagrams` to the UDP port that feeds `key`, each as if it came
+/// from `source`, then end the session as a silence would: the UDP
+/// provider's handling of its input without a socket. For the fuzz targets
+/// (`fuzz/`) and the regression tests that replay their finds.
+pub async fn replay<'a>(
+    registry: Arc<Registry>,
+    key: StreamKey,
+    source: SocketAddr,
+    datagrams: impl IntoIterator<Item = &'a [u8]>,
+) {
+    let mut p = Port {
+        registry,
+        key,
+        port: 0,
+        own_silence: Some(DEFAULT_UDP_SILENCE),
+        refuse_for: DEFAULT_UDP_SILENCE,
+        state: PortState::Idle,
+        last_refusal: None,
+    };
+    for d in datagrams {
+        p.datagram(d, source).await;
+    }
+    p.end(None).await;
+}
+
 /// Helpers for the providers' tests: a registry over a hand-made
 /// configuration, MPEG-TS inputs.
 #[cfg(test)]

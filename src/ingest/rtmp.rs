@@ -1098,8 +1098,9 @@ fn split_aggregate(m: &Message) -> Result<Vec<Message>, String> {
 /// Check a command message body (AMF0) before rml_rtmp parses it: every
 /// value well-formed as rml_amf0 reads it, nesting at most
 /// [`MAX_AMF_DEPTH`], and at least name (string), transaction id (number)
-/// and command object. Returns the command name.
-fn check_command(body: &[u8]) -> Result<String, String> {
+/// and command object. Returns the command name. Public for the fuzz
+/// targets (`fuzz/`).
+pub fn check_command(body: &[u8]) -> Result<String, String> {
     let mut r = Rd::new(body);
     let mut name = None;
     let mut count = 0;
@@ -1174,6 +1175,66 @@ fn skip_properties(r: &mut Rd, depth: u32) -> Result<(), String> {
             Some(m) => skip_amf0(r, m, depth + 1)?,
         }
     }
+}
+
+// --------------------------------------------------------------- replay ---
+
+/// Handle `input` as one connection's bytes, delivered in reads of
+/// `read_size` bytes, without a socket: the handshake (unless `handshake`
+/// is false: the input starts at the chunk stream), the chunk stream, the
+/// commands, and the media handed to the publisher as [`input`] does.
+/// Responses to the peer are discarded. `Err` carries why the connection
+/// would close; `Ok` if it is still open at the end of the input. For the
+/// fuzz targets (`fuzz/`) and the regression tests that replay their finds.
+pub async fn replay(
+    registry: Arc<Registry>,
+    peer: SocketAddr,
+    input: &[u8],
+    read_size: usize,
+    handshake: bool,
+) -> Result<(), String> {
+    async fn feed(conn: &mut Conn, data: &[u8]) -> Result<(), Close> {
+        conn.reader.push(data);
+        loop {
+            let more = conn.step()?;
+            conn.out.clear();
+            if !more || conn.events.len() >= EVENT_BATCH {
+                conn.flush_events().await?;
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+    let mut conn = Conn::new(peer, registry);
+    let mut reads = input.chunks(read_size.max(1));
+    let leftover = if handshake {
+        let mut h = Handshake::new(PeerType::Server);
+        loop {
+            let Some(data) = reads.next() else { return Ok(()) };
+            match h.process_bytes(data) {
+                Ok(HandshakeProcessResult::InProgress { .. }) => {}
+                Ok(HandshakeProcessResult::Completed { remaining_bytes, .. }) => break remaining_bytes,
+                Err(e) => return Err(format!("{:?}", Close::Handshake(format!("invalid handshake: {e}")))),
+            }
+        }
+    } else {
+        Vec::new()
+    };
+    let mut r = conn.start_session();
+    if r.is_ok() {
+        r = feed(&mut conn, &leftover).await;
+    }
+    for data in reads {
+        if r.is_err() {
+            break;
+        }
+        r = feed(&mut conn, data).await;
+    }
+    if matches!(r, Err(Close::Finished)) {
+        conn.flush_events().await.ok();
+    }
+    r.map_err(|close| format!("{close:?}"))
 }
 
 #[cfg(test)]

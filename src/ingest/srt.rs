@@ -314,7 +314,7 @@ type Callers = Arc<Mutex<HashMap<SocketAddr, Caller>>>;
 
 /// How [`inspect`] judges a datagram from a caller.
 #[derive(Debug, PartialEq, Eq)]
-enum Verdict {
+pub enum Verdict {
     /// Pass it on (srt-protocol handles it or rejects it without panicking).
     Pass,
     /// A handshake induction: the only packet that opens a tunnel.
@@ -339,8 +339,8 @@ fn be_i32(b: &[u8], at: usize) -> Option<i32> {
 /// or a read past the end of an empty stream id), a KM response in a
 /// caller's handshake (`unimplemented!` in the listener), and SRT control
 /// packets other than key material (empty stream id, group, congestion and
-/// filter bodies).
-fn inspect(p: &[u8]) -> Verdict {
+/// filter bodies). Public for the fuzz targets (`fuzz/`).
+pub fn inspect(p: &[u8]) -> Verdict {
     const HEADER: usize = 16;
     const HANDSHAKE: usize = 48;
     let Some(word0) = be_u16(p, 0) else { return Verdict::Pass };
@@ -368,22 +368,36 @@ fn inspect(p: &[u8]) -> Verdict {
     }
     let mut rest = cif.get(HANDSHAKE..).unwrap_or_default();
     let mut encrypts = false;
-    // As srt-protocol: blocks while more than 4 bytes remain.
+    // As srt-protocol: blocks while more than 4 bytes remain. It goes on
+    // after the bytes its block parser consumed, not after the announced
+    // size: the rest of a longer block is read as further blocks.
     while rest.len() > 4 {
         let kind = be_u16(rest, 0).unwrap_or_default();
         let size = usize::from(be_u16(rest, 2).unwrap_or_default()) * 4;
-        let Some(after) = rest.get(4 + size..) else {
+        let Some(body) = rest.get(4..4 + size) else {
             return Verdict::Pass; // truncated: a parse error
         };
-        match kind {
-            1 | 2 => {}
-            3 => encrypts = true,
+        let consumed = match kind {
+            // The HSREQ/HSRSP parser reads three words.
+            1 | 2 => 12,
+            3 => {
+                encrypts = true;
+                // The key material parser reads 4 words, the salt, the keys
+                // (one per key flag) and 8 bytes of wrapping.
+                let (Some(&kf), Some(&slen), Some(&klen)) = (body.get(3), body.get(14), body.get(15)) else {
+                    break; // a parse error: srt-protocol reads no further block
+                };
+                16 + 4 * usize::from(slen) + 4 * usize::from(klen) * (kf & 3).count_ones() as usize + 8
+            }
             4 => return Verdict::Drop("key material response in a caller's handshake"),
-            5 if size >= 4 => {}
+            5 if size >= 4 => size,
             5 => return Verdict::Drop("empty stream id extension"),
             _ => return Verdict::Drop("unsupported handshake extension (congestion control, packet filter, group)"),
+        };
+        if consumed > size {
+            break; // a parse error: srt-protocol reads no further block
         }
-        rest = after;
+        rest = rest.get(4 + consumed..).unwrap_or_default();
     }
     if shake_type == -1 {
         Verdict::Conclusion { encrypts }

@@ -1,0 +1,4 @@
+//! See `lockstep_fuzz::targets::amf` (fuzz/src/lib.rs).
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lockstep_fuzz::targets::amf::run(data));
