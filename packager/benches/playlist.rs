@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use common::{config, stream_of};
 use criterion::{criterion_group, criterion_main, Criterion};
 use lockstep_packager::playlist::{render_hls_media, History};
-use lockstep_packager::{Packager, Point, Timescale, TrackId};
+use lockstep_packager::{Packager, Point, TrackId};
 
 fn packaged(seconds: i64) -> Packager {
     let (desc, samples) = stream_of(seconds);
@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("llhls_full", |b| b.iter(|| p.render_llhls_playlist(video, last, false)));
     g.bench_function("llhls_delta", |b| b.iter(|| p.render_llhls_playlist(video, last, true)));
     g.bench_function("llhls_as_of_older_point", |b| b.iter(|| p.render_llhls_playlist(video, older, false)));
-    g.bench_function("hls_media", |b| b.iter(|| render_hls_media(&hls, Timescale::MPEG, 2, 10, 0, false)));
+    g.bench_function("hls_media", |b| b.iter(|| render_hls_media(&hls, 2, 10, 0, false)));
     g.finish();
 }
 
