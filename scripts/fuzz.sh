@@ -86,6 +86,7 @@ case $src in
 *) cd .. ;;
 esac
 root=$PWD
+fuzz_target=$root/fuzz/target
 
 all_targets=(rtmp amf flv codec ts_demux mpegts_udp srt config http peer)
 if [ "${#targets[@]}" -eq 0 ]; then
@@ -109,14 +110,16 @@ if [ "$build" -eq 1 ] || [ "$cmd" = build ]; then
     # One cargo invocation for all targets (they share the build).
     flags=(--sanitizer none)
     [ "$profile" = debug ] && flags+=(--dev)
-    echo "+ (cd fuzz && cargo fuzz build ${flags[*]})"
-    (cd fuzz && cargo fuzz build "${flags[@]}")
+    # Its own target directory, whatever CARGO_TARGET_DIR says: the
+    # instrumented build shares nothing with the workspace's.
+    echo "+ (cd fuzz && CARGO_TARGET_DIR=$fuzz_target cargo fuzz build ${flags[*]})"
+    (cd fuzz && CARGO_TARGET_DIR="$fuzz_target" cargo fuzz build "${flags[@]}")
 fi
 if [ "$cmd" = build ]; then
     exit 0
 fi
 host=$(rustc -vV | sed -n 's/^host: //p')
-bindir=${FUZZ_BIN_DIR:-$root/fuzz/target/$host/$profile}
+bindir=${FUZZ_BIN_DIR:-$fuzz_target/$host/$profile}
 
 if [ ! -d fuzz/corpus ]; then
     python3 fuzz/seeds.py fuzz/corpus
