@@ -5,19 +5,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
-use lockstep_packager::flv::{read_flv_file, FlvTag};
-use rml_rtmp::chunk_io::ChunkSerializer;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
-use rml_rtmp::messages::{MessagePayload, RtmpMessage};
-use rml_rtmp::rml_amf0::Amf0Value;
-use rml_rtmp::time::RtmpTimestamp;
+use support::rtmp_client::{closed_within, flv_tags, RawPublisher};
 use support::*;
 
 // ------------------------------------------------------------ helpers ---
@@ -130,11 +124,6 @@ fn tfdt(fragment: &[u8]) -> u64 {
     }
 }
 
-fn flv_tags(path: &Path) -> Vec<FlvTag> {
-    let data = Bytes::from(std::fs::read(path).expect("read FLV"));
-    read_flv_file(&data, "input").expect("parse FLV")
-}
-
 /// The 20 s input, once for every test of this file.
 fn shared_input() -> PathBuf {
     let dir = std::env::temp_dir().join(format!("lockstep-e2e-rtmp-inputs-{}", std::process::id()));
@@ -196,101 +185,6 @@ fn assert_complete_segments_decode_to_input(cap: &Capture, input: &Path, dir: &P
 }
 
 // ----------------------------------------------- a minimal publisher ---
-
-/// An RTMP publisher: handshake, then ffmpeg's command sequence pipelined
-/// (connect, releaseStream, FCPublish, createStream, publish), then FLV
-/// tags as audio/video/data messages on message stream 1.
-struct RawPublisher {
-    sock: TcpStream,
-    ser: ChunkSerializer,
-}
-
-impl RawPublisher {
-    /// Connect and complete the handshake only.
-    fn handshake(port: u16) -> RawPublisher {
-        let mut sock = TcpStream::connect(("127.0.0.1", port)).expect("connect to RTMP");
-        sock.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        sock.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut hs = Handshake::new(PeerType::Client);
-        sock.write_all(&hs.generate_outbound_p0_and_p1().unwrap()).unwrap();
-        let mut buf = vec![0u8; 8192];
-        loop {
-            let n = sock.read(&mut buf).expect("handshake response");
-            assert!(n > 0, "the server closed during the handshake");
-            match hs.process_bytes(&buf[..n]).expect("valid handshake") {
-                HandshakeProcessResult::InProgress { response_bytes } => sock.write_all(&response_bytes).unwrap(),
-                HandshakeProcessResult::Completed { response_bytes, .. } => {
-                    sock.write_all(&response_bytes).unwrap();
-                    break;
-                }
-            }
-        }
-        RawPublisher { sock, ser: ChunkSerializer::new() }
-    }
-
-    fn publish(port: u16, app: &str, stream: &str) -> RawPublisher {
-        let mut p = RawPublisher::handshake(port);
-        let packet = p.ser.set_max_chunk_size(4096, RtmpTimestamp::new(0)).unwrap();
-        p.sock.write_all(&packet.bytes).unwrap();
-        let s = |v: &str| Amf0Value::Utf8String(v.into());
-        let mut connect = std::collections::HashMap::new();
-        connect.insert("app".to_string(), s(app));
-        connect.insert("type".to_string(), s("nonprivate"));
-        connect.insert("tcUrl".to_string(), s(&format!("rtmp://127.0.0.1:{port}/{app}")));
-        p.command(0, "connect", 1.0, Amf0Value::Object(connect), vec![]);
-        p.command(0, "releaseStream", 2.0, Amf0Value::Null, vec![s(stream)]);
-        p.command(0, "FCPublish", 3.0, Amf0Value::Null, vec![s(stream)]);
-        p.command(0, "createStream", 4.0, Amf0Value::Null, vec![]);
-        p.command(1, "publish", 5.0, Amf0Value::Null, vec![s(stream), s("live")]);
-        p
-    }
-
-    fn send(&mut self, payload: MessagePayload) -> std::io::Result<()> {
-        let packet = self.ser.serialize(&payload, false, false).expect("serialize");
-        self.sock.write_all(&packet.bytes)
-    }
-
-    fn command(&mut self, stream_id: u32, name: &str, tx: f64, object: Amf0Value, args: Vec<Amf0Value>) {
-        let m = RtmpMessage::Amf0Command {
-            command_name: name.into(),
-            transaction_id: tx,
-            command_object: object,
-            additional_arguments: args,
-        };
-        let payload = m.into_message_payload(RtmpTimestamp::new(0), stream_id).unwrap();
-        self.send(payload).expect("send command");
-    }
-
-    fn tag(&mut self, tag: &FlvTag, timestamp: u32) -> std::io::Result<()> {
-        self.send(MessagePayload {
-            timestamp: RtmpTimestamp::new(timestamp),
-            type_id: tag.tag_type,
-            message_stream_id: 1,
-            data: tag.data.clone(),
-        })
-    }
-
-    /// Whether the server closes the connection within `limit` (reading
-    /// and discarding what it sends meanwhile).
-    fn closed_within(&mut self, limit: Duration) -> bool {
-        closed_within(&mut self.sock, limit)
-    }
-}
-
-fn closed_within(sock: &mut TcpStream, limit: Duration) -> bool {
-    let start = Instant::now();
-    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
-    let mut buf = vec![0u8; 8192];
-    while start.elapsed() < limit {
-        match sock.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => {}
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
-            Err(_) => return true,
-        }
-    }
-    false
-}
 
 /// A chunk with a type 0 header on chunk stream `csid` (< 64) carrying a
 /// whole message (shorter than 128 bytes).
@@ -439,7 +333,7 @@ fn bad_input_leaves_other_streams_alone() {
     let mut p = RawPublisher::publish(port, "app", "good");
     let tags = flv_tags(&input);
     for t in tags.iter().take(50) {
-        if p.tag(t, t.timestamp_ms as u32).is_err() {
+        if p.tag(t.tag_type, t.data.clone(), t.timestamp_ms as u32).is_err() {
             break;
         }
     }
@@ -471,7 +365,7 @@ fn silent_publisher_is_dropped() {
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        p.tag(t, t.timestamp_ms as u32).expect("send media");
+        p.tag(t.tag_type, t.data.clone(), t.timestamp_ms as u32).expect("send media");
         last_packet = Instant::now();
     }
     let playlist = wait_live(&server, "app", "quiet", Duration::from_secs(3));
@@ -559,7 +453,7 @@ fn timestamp_modes() {
     let mut wrap = RawPublisher::publish(ports.rtmp, "wrap", "s");
     let base = u32::MAX - 1999;
     for t in tags.iter().filter(|t| t.timestamp_ms < 10_000) {
-        wrap.tag(t, base.wrapping_add(t.timestamp_ms as u32)).expect("send media");
+        wrap.tag(t.tag_type, t.data.clone(), base.wrapping_add(t.timestamp_ms as u32)).expect("send media");
     }
 
     // Two complete segments in every stream; when each was first served.
