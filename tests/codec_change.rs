@@ -106,19 +106,8 @@ fn input() -> Input {
 
 // ------------------------------------------------------------------ pair ---
 
-fn pair_xml(me: Ports, peer: Ports, role: &str, mode: &str) -> String {
-    server_xml(me, &[AppXml { timestamp_mode: mode.into(), silence_ms: 1500, ..AppXml::default() }]).replacen(
-        "<VirtualHosts>",
-        &format!(
-            "<Pair><Role>{role}</Role><PeerUrl>http://127.0.0.1:{}</PeerUrl><Secret>{SECRET}</Secret></Pair>\n  <VirtualHosts>",
-            peer.http
-        ),
-        1,
-    )
-}
-
 fn start_node(tag: &str, me: Ports, peer: Ports, role: &str, mode: &str) -> Server {
-    Server::start_xml(&format!("{tag}-{role}"), me, &pair_xml(me, peer, role, mode))
+    Server::start_xml(&format!("{tag}-{role}"), me, &pair_xml(me, peer, role, mode, SECRET))
 }
 
 /// ffmpeg pushing `input` from `offset_s` seconds in, in real time.

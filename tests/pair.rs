@@ -20,22 +20,11 @@ struct Pair {
     mode: &'static str,
 }
 
-fn pair_xml(me: Ports, peer: Ports, role: &str, mode: &str) -> String {
-    server_xml(me, &[AppXml { timestamp_mode: mode.into(), silence_ms: 1500, ..AppXml::default() }]).replacen(
-        "<VirtualHosts>",
-        &format!(
-            "<Pair><Role>{role}</Role><PeerUrl>http://127.0.0.1:{}</PeerUrl><Secret>{SECRET}</Secret></Pair>\n  <VirtualHosts>",
-            peer.http
-        ),
-        1,
-    )
-}
-
 impl Pair {
     /// A main, and a backup now or (`start_backup` false) later.
     fn new(tag: &str, mode: &'static str, start_backup: bool) -> Pair {
         let (mp, bp) = (Ports::free(), Ports::free());
-        let main = Server::start_xml(&format!("{tag}-main"), mp, &pair_xml(mp, bp, "main", mode));
+        let main = Server::start_xml(&format!("{tag}-main"), mp, &pair_xml(mp, bp, "main", mode, SECRET));
         let mut p = Pair { main, backup: None, main_ports: mp, backup_ports: bp, mode };
         if start_backup {
             p.start_backup(tag);
@@ -47,7 +36,7 @@ impl Pair {
         self.backup = Some(Server::start_xml(
             &format!("{tag}-backup"),
             self.backup_ports,
-            &pair_xml(self.backup_ports, self.main_ports, "backup", self.mode),
+            &pair_xml(self.backup_ports, self.main_ports, "backup", self.mode, SECRET),
         ));
     }
 

@@ -5,7 +5,20 @@
 
 use std::time::Duration;
 
-use super::{playlist_uris, wait_for, Server};
+use super::{playlist_uris, server_xml, wait_for, AppXml, Ports, Server};
+
+/// A Server.xml for one node of a pair (`role` main or backup) on `me`,
+/// whose peer listens on `peer`: one application in `mode`, 1.5 s silence.
+pub fn pair_xml(me: Ports, peer: Ports, role: &str, mode: &str, secret: &str) -> String {
+    server_xml(me, &[AppXml { timestamp_mode: mode.into(), silence_ms: 1500, ..AppXml::default() }]).replacen(
+        "<VirtualHosts>",
+        &format!(
+            "<Pair><Role>{role}</Role><PeerUrl>http://127.0.0.1:{}</PeerUrl><Secret>{secret}</Secret></Pair>\n  <VirtualHosts>",
+            peer.http
+        ),
+        1,
+    )
+}
 
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
